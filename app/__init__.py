@@ -1,0 +1,177 @@
+"""Linkdeck: a URL shortener for teams. `create_app` is the application factory."""
+
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from authlib.integrations.flask_client import OAuth
+from dotenv import load_dotenv
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import config_from_environment, is_strong_secret_key
+from app.extensions import csrf, db, login_manager, migrate
+from app.services.errors import DomainError
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create and configure the app; `config` overrides settings read from the environment."""
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config_from_environment())
+    if config:
+        app.config.from_mapping(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI",
+        f"sqlite:///{Path(app.instance_path) / 'linkdeck.sqlite3'}",
+    )
+    _require_secret_key(app)
+    # The Heroku router is the one proxy in front of us: trust one hop for client IP and scheme.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
+
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_security_headers(app)
+    register_commands(app)
+    return app
+
+
+def _require_secret_key(app: Flask) -> None:
+    """Refuse to run in production without a strong key; use a throwaway one in debug or tests."""
+    if is_strong_secret_key(app.config.get("SECRET_KEY")):
+        return
+    if app.debug or app.testing:
+        app.logger.warning("SECRET_KEY is missing or weak; using a random key for this process.")
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        return
+    raise RuntimeError(
+        "SECRET_KEY must be set to a random value of at least 32 characters "
+        '(python -c "import secrets; print(secrets.token_hex(32))").'
+    )
+
+
+def register_logging(app: Flask) -> None:
+    """Log to stdout, where a PaaS collects it."""
+    if not app.debug and not app.testing:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        app.logger.handlers[:] = [handler]
+        app.logger.setLevel(logging.INFO)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """Enforce foreign keys and wait on locks instead of failing at once, on SQLite only."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extension instances to this app."""
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+    # One registry per app: Authlib's binds one app and would hand a second app built by
+    # the factory (the tests build many) the first one's client.
+    app.extensions["oidc"] = OAuth(app).register(
+        "oidc",
+        client_id=app.config["OIDC_CLIENT_ID"],
+        client_secret=app.config["OIDC_CLIENT_SECRET"],
+        server_metadata_url=f"{app.config['OIDC_ISSUER']}/.well-known/openid-configuration",
+        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256"},
+    )
+
+    from app.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id))
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the blueprints; redirects last, as its `/<slug>` catches every other path."""
+    from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.links import bp as links_bp
+    from app.blueprints.orgs import bp as orgs_bp
+    from app.blueprints.redirects import bp as redirects_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(orgs_bp)
+    app.register_blueprint(links_bp)
+    app.register_blueprint(redirects_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Answer errors with an HTML page, or JSON under /api."""
+
+    def render_error(code: int, title: str, message: str):
+        if request.path.startswith("/api/"):
+            return jsonify(error=title.lower().replace(" ", "_"), message=message), code
+        return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return render_error(
+            400, "Bad request", f"{error.description} Reload the page and try again."
+        )
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        titles = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Invalid input"}
+        return render_error(
+            error.status_code, titles.get(error.status_code, "Bad request"), error.message
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        # Keep what the exception says in headers (Allow on 405, Retry-After on 503).
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        return (*render_error(error.code, error.name, error.description or ""), headers)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error: InternalServerError):
+        db.session.rollback()
+        return render_error(
+            500, "Something went wrong", "The error has been logged. Please try again shortly."
+        )
+
+
+def register_security_headers(app: Flask) -> None:
+    """Add the headers every response should carry: CSP without inline code, no sniffing."""
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+    @app.after_request
+    def add_headers(response):
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    """Expose the models in `flask shell`."""
+    from app import models
+
+    @app.shell_context_processor
+    def shell_context():
+        return {"db": db, "models": models}

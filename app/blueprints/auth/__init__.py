@@ -1,0 +1,7 @@
+"""Sign-in through the OpenID Connect provider, and sign-out."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from app.blueprints.auth import views  # noqa: E402,F401  (views register routes on bp)

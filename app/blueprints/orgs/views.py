@@ -1,0 +1,53 @@
+"""Views for `/` and `/orgs`."""
+
+from flask import redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.orgs import bp
+from app.extensions import db
+from app.htmx import is_partial_request, render_page_or_partial
+from app.services import orgs as org_service
+from app.services.errors import InvalidInput
+
+
+@bp.get("/")
+def home():
+    """Signed out: the landing page. Signed in: the last used org's dashboard, or the org list."""
+    if not current_user.is_authenticated:
+        return render_template("orgs/landing.html")
+    org = org_service.landing_org(current_user)
+    if org is None:
+        return redirect(url_for("orgs.index"))
+    return redirect(url_for("links.index", org_slug=org.slug))
+
+
+@bp.get("/orgs")
+@login_required
+def index():
+    """List the orgs I belong to, with the form to create another."""
+    return render_template(
+        "orgs/index.html", memberships=org_service.memberships_of(current_user), errors={}
+    )
+
+
+@bp.post("/orgs")
+@login_required
+def create():
+    """Create an org; its creator becomes the owner and lands on its dashboard."""
+    try:
+        org = org_service.create_org(current_user, request.form.get("name"))
+    except InvalidInput as error:
+        db.session.rollback()
+        return render_page_or_partial(
+            "orgs/index.html",
+            "orgs/partials/create_form.html",
+            status=422,
+            memberships=org_service.memberships_of(current_user),
+            errors={error.field: error.message},
+            values=request.form,
+        )
+    db.session.commit()
+    destination = url_for("links.index", org_slug=org.slug)
+    if is_partial_request():
+        return "", 204, {"HX-Redirect": destination}
+    return redirect(destination)

@@ -1,0 +1,98 @@
+"""Organisations and the memberships that give users a role in them."""
+
+import re
+import unicodedata
+
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Membership, Org, User
+from app.services.errors import InvalidInput, NotFound
+
+MAX_ORG_NAME_LENGTH = 100
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(name: str) -> str:
+    """Turn an org name into a URL-safe slug ("Acme Inc." -> "acme-inc")."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return _SLUG_CHARS.sub("-", ascii_name.lower()).strip("-")[:50] or "org"
+
+
+def clean_org_name(raw: str | None) -> str:
+    """Validate an org name and return it trimmed."""
+    name = " ".join((raw or "").split())
+    if not name:
+        raise InvalidInput("Give the organisation a name.", field="name")
+    if len(name) > MAX_ORG_NAME_LENGTH:
+        raise InvalidInput(
+            f"Keep the name to {MAX_ORG_NAME_LENGTH} characters or fewer.", field="name"
+        )
+    return name
+
+
+def create_org(creator: User, raw_name: str | None) -> Org:
+    """Create an org with a unique slug derived from its name; the creator becomes its owner."""
+    name = clean_org_name(raw_name)
+    base = slugify(name)
+    for attempt in range(1, 100):
+        slug = base if attempt == 1 else f"{base}-{attempt}"
+        if db.session.execute(db.select(Org.id).filter_by(slug=slug)).first():
+            continue
+        org = Org(name=name, slug=slug)
+        try:
+            # A savepoint, so losing a race for the slug only retries this insert.
+            with db.session.begin_nested():
+                db.session.add(org)
+                db.session.flush()
+        except IntegrityError:
+            continue
+        db.session.add(Membership(user=creator, org=org, role="owner"))
+        creator.last_org_id = org.id
+        return org
+    raise InvalidInput("Too many organisations share that name; choose another.", field="name")
+
+
+def memberships_of(user: User) -> list[Membership]:
+    """The user's memberships with their orgs, alphabetically by org name."""
+    return list(
+        db.session.execute(
+            db.select(Membership)
+            .join(Membership.org)
+            .filter(Membership.user_id == user.id)
+            .order_by(Org.name, Org.id)
+        ).scalars()
+    )
+
+
+def membership_for(user: User, org_slug: str) -> Membership:
+    """The user's membership in the org with this slug.
+
+    Raises NotFound both when the org does not exist and when the user is not a member,
+    so outsiders cannot learn which orgs exist.
+    """
+    membership = db.session.execute(
+        db.select(Membership)
+        .join(Membership.org)
+        .filter(Org.slug == org_slug, Membership.user_id == user.id)
+    ).scalar_one_or_none()
+    if membership is None:
+        raise NotFound("No such organisation.")
+    return membership
+
+
+def remember_last_org(user: User, org: Org) -> None:
+    """Record the org the user last worked in, for `GET /` to return to."""
+    if user.last_org_id != org.id:
+        user.last_org_id = org.id
+
+
+def landing_org(user: User) -> Org | None:
+    """The org to open for a signed-in user: the last used one if still a member, else none."""
+    if user.last_org_id is None:
+        return None
+    return db.session.execute(
+        db.select(Org)
+        .join(Membership)
+        .filter(Org.id == user.last_org_id, Membership.user_id == user.id)
+    ).scalar_one_or_none()

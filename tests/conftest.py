@@ -1,0 +1,218 @@
+"""Fixtures: a database per run (SQLite, or PostgreSQL with TEST_DATABASE_URL), a real OIDC
+provider in a thread, the app and its test client, a live server, and Debian's Chromium."""
+
+import contextlib
+import os
+import re
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import oidc_provider_mock
+import psycopg
+import pytest
+import requests
+import werkzeug.serving
+from flask_migrate import upgrade
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.extensions import db
+
+IN_CI = os.environ.get("CI") == "true"
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+]
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+CLIENT_ID = "linkdeck-tests"
+
+
+def skip_or_fail(reason: str):
+    """Skip when a component is missing on a developer's machine; fail under CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true, so this is a failure)")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def created_postgres_database(base_url: str):
+    """Create a uniquely named PostgreSQL database for this run and drop it afterwards."""
+    url = make_url(base_url).set(drivername="postgresql+psycopg")
+    name = f"linkdeck_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    try:
+        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        skip_or_fail(f"PostgreSQL is not reachable at {url.host}:{url.port}: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_database_url(tmp_path):
+    """An empty database of the kind this run tests against."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        with created_postgres_database(base) as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """The run's database, migrated to head once."""
+    with fresh_database_url(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@dataclass
+class IdentityProvider:
+    """A real oidc-provider-mock server and the calls a person's browser would make to it."""
+
+    url: str
+
+    def set_user(self, sub: str, **claims) -> None:
+        """Define the claims the provider puts in this subject's ID token."""
+        response = requests.put(f"{self.url}/users/{sub}", json=claims, timeout=5)
+        response.raise_for_status()
+
+    def authorize(self, authorize_url: str, sub: str) -> str:
+        """Pick `sub` on the provider's page; return the callback URL it redirects to."""
+        response = requests.post(authorize_url, data={"sub": sub}, allow_redirects=False, timeout=5)
+        assert response.status_code == 302, response.text
+        return response.headers["Location"]
+
+
+@pytest.fixture(scope="session")
+def idp():
+    """A real OIDC provider on 127.0.0.1 in a background thread, requiring a nonce."""
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield IdentityProvider(f"http://127.0.0.1:{server.server_port}")
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url, idp):
+    app = create_app(_test_config(database_url, idp))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def _test_config(database_url: str, idp: IdentityProvider) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "OIDC_ISSUER": idp.url,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "OIDC_CLIENT_SECRET": "tests-client-secret",
+        "SHORT_BASE_URL": "https://go.acme.test",
+    }
+
+
+@pytest.fixture
+def app_config(database_url, idp, _migrated):
+    """Settings for a test's app; a test may change them before using `app`."""
+    return _test_config(database_url, idp)
+
+
+@pytest.fixture
+def app(app_config):
+    """The app on the run's database; every row it wrote is deleted afterwards."""
+    app = create_app(app_config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token a page carries in its meta tag."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, "page has no csrf-token meta tag"
+    return match.group(1)
+
+
+def csrf_token(client, path: str = "/orgs") -> str:
+    """Fetch a page as this client and return its CSRF token."""
+    return csrf_token_from(client.get(path).get_data(as_text=True))
+
+
+def start_sign_in(client, next_path: str | None = None) -> str:
+    """Follow /login as a browser would; return the provider's authorisation URL."""
+    response = client.get("/login", query_string={"next": next_path} if next_path else None)
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def finish_sign_in(client, callback_url: str):
+    """Deliver the provider's redirect back to our callback."""
+    parts = urlsplit(callback_url)
+    return client.get(parts.path, query_string=parts.query)
+
+
+@pytest.fixture
+def sign_in(client, idp):
+    """Sign in through the real provider as `sub`; return the callback response."""
+
+    def sign_in(
+        sub: str, *, email=None, email_verified=True, name=None, next_path=None, as_client=None
+    ):
+        browser = as_client or client
+        idp.set_user(
+            sub,
+            email=email or f"{sub}@example.com",
+            email_verified=email_verified,
+            name=name or sub.title(),
+        )
+        authorize_url = start_sign_in(browser, next_path)
+        return finish_sign_in(browser, idp.authorize(authorize_url, sub))
+
+    return sign_in
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over HTTP on 127.0.0.1 for the browser tests."""
+    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Launch Debian's Chromium; never a browser downloaded by Playwright."""
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
