@@ -216,3 +216,60 @@ def browser_type_launch_args(browser_type_launch_args):
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def signed_in_client(app, idp):
+    """A new browser (test client) signed in through the provider as `sub`."""
+
+    def signed_in_client(sub: str, **claims):
+        browser = app.test_client()
+        idp.set_user(
+            sub,
+            email=claims.get("email", f"{sub}@example.com"),
+            email_verified=claims.get("email_verified", True),
+            name=claims.get("name", sub.title()),
+        )
+        response = finish_sign_in(browser, idp.authorize(start_sign_in(browser), sub))
+        assert response.status_code == 302
+        return browser
+
+    return signed_in_client
+
+
+def create_org_as(browser, name: str) -> str:
+    """Create an org through the UI as this browser; return its slug."""
+    response = browser.post("/orgs", data={"name": name, "csrf_token": csrf_token(browser)})
+    assert response.status_code == 302
+    return response.headers["Location"].split("/")[2]
+
+
+@pytest.fixture
+def grant_role(app, idp):
+    """Give the signed-in-once user `sub` a role in the org (as an accepted invitation would)."""
+
+    def grant_role(org_slug: str, sub: str, role: str) -> None:
+        from app.models import Membership, Org, User
+
+        with app.app_context():
+            org = db.session.execute(db.select(Org).filter_by(slug=org_slug)).scalar_one()
+            user = db.session.execute(
+                db.select(User).filter_by(oidc_issuer=idp.url, oidc_subject=sub)
+            ).scalar_one()
+            db.session.add(Membership(org=org, user=user, role=role))
+            db.session.commit()
+
+    return grant_role
+
+
+@pytest.fixture
+def org_team(signed_in_client, grant_role):
+    """An org `acme` with a signed-in owner, admin and member, and an outsider in no org."""
+    owner = signed_in_client("owner")
+    slug = create_org_as(owner, "Acme")
+    admin = signed_in_client("admin")
+    member = signed_in_client("member")
+    outsider = signed_in_client("outsider")
+    grant_role(slug, "admin", "admin")
+    grant_role(slug, "member", "member")
+    return {"slug": slug, "owner": owner, "admin": admin, "member": member, "outsider": outsider}

@@ -156,3 +156,9 @@ def test_org_list_shows_only_my_orgs(client, sign_in):
     client.post("/logout", data={"csrf_token": csrf_token(client)})
     sign_in("outsider")
     assert "Secret Plans" not in client.get("/orgs").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "member"])
+def test_every_member_sees_the_org_dashboard_and_outsiders_do_not(org_team, role):
+    assert org_team[role].get("/orgs/acme/links").status_code == 200
+    assert org_team["outsider"].get("/orgs/acme/links").status_code == 404

@@ -7,9 +7,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Membership, Org, User
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import Forbidden, InvalidInput, NotFound
 
 MAX_ORG_NAME_LENGTH = 100
+# Higher outranks lower; DESIGN.md section 4 says what each role may do.
+ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
 
@@ -96,3 +98,14 @@ def landing_org(user: User) -> Org | None:
         .join(Membership)
         .filter(Org.id == user.last_org_id, Membership.user_id == user.id)
     ).scalar_one_or_none()
+
+
+def has_role(membership: Membership, role: str) -> bool:
+    """Tell whether the membership's role is `role` or above."""
+    return ROLE_RANK[membership.role] >= ROLE_RANK[role]
+
+
+def require_role(membership: Membership, role: str) -> None:
+    """Raise Forbidden unless the membership's role is `role` or above."""
+    if not has_role(membership, role):
+        raise Forbidden(f"Only an {role} or above can do this.")
