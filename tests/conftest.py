@@ -72,6 +72,20 @@ def fresh_database_url(tmp_path):
         yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+@pytest.fixture
+def postgres_only(database_url):
+    """Skip behaviour only PostgreSQL can show (row locks, real concurrency) on the SQLite pass.
+
+    Not a missing component: CI runs the same suite again with TEST_DATABASE_URL set.
+    """
+    if not is_postgres(database_url):
+        pytest.skip("PostgreSQL-only behaviour; runs in the TEST_DATABASE_URL pass")
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """The run's database, migrated to head once."""
