@@ -47,6 +47,10 @@ def config_from_environment() -> dict:
         # random CSRF failures on long-lived pages.
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # The header a CDN in front of us sets to the visitor's country (e.g. CF-IPCountry).
+        # Unset by default: any client can send such a header, so it is read only when a
+        # proxy we trust is known to overwrite it.
+        "COUNTRY_HEADER": os.environ.get("COUNTRY_HEADER", "").strip() or None,
     }
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])

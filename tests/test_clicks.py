@@ -1,0 +1,271 @@
+"""Click recording: visit details without IPs, bot flags, atomic counts, failures logged."""
+
+import dataclasses
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.config import config_from_environment
+from app.extensions import db
+from app.models import Click, Link
+from app.services.clicks import (
+    describe_visit,
+    link_is_exhausted,
+    link_is_expired,
+    record_click,
+    visitor_hash_key,
+)
+from tests.click_factories import CHROME_ON_WINDOWS, HUMAN, make_link
+
+KEY = visitor_hash_key("test-secret-key-that-is-long-enough-0123456789")
+NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+IP = "203.0.113.77"
+
+
+def visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP, country=None, now=NOW):
+    return describe_visit(user_agent, referrer, remote_addr, country, key=KEY, now=now)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "browser", "os", "device_type"),
+    [
+        (CHROME_ON_WINDOWS, "Chrome", "Windows", "desktop"),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "Firefox",
+            "Linux",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+            "Safari",
+            "Mac OS X",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "Mobile Safari",
+            "iOS",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+            "Chrome Mobile",
+            "Android",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (iPad; CPU OS 17_7 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+            "Mobile Safari",
+            "iOS",
+            "tablet",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Chrome",
+            "Android",
+            "tablet",
+        ),
+        ("SomethingNew/1.0 (Unknown OS)", None, None, "other"),
+    ],
+)
+def test_describe_visit_reads_browser_os_and_device(user_agent, browser, os, device_type):
+    details = visit(user_agent)
+    assert (details.browser, details.os, details.device_type) == (browser, os, device_type)
+    assert details.is_bot is False
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Twitterbot/1.0",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "WhatsApp/2.23.20.0 A",
+        "TelegramBot (like TwitterBot)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "curl/8.5.0",
+        "python-requests/2.32.3",
+        "",
+        None,
+    ],
+)
+def test_crawlers_link_previews_and_scripts_are_bots(user_agent):
+    details = visit(user_agent)
+    assert details.is_bot is True
+    assert details.device_type == "bot"
+
+
+@pytest.mark.parametrize(
+    ("referrer", "host"),
+    [
+        ("https://Mail.Example:8443/inbox?token=secret", "mail.example"),
+        ("http://news.ycombinator.com/item?id=1", "news.ycombinator.com"),
+        ("https://example.com./", "example.com"),
+        ("android-app://com.google.android.gm/", "com.google.android.gm"),
+        ("http://[2001:db8::1]:8080/x", "2001:db8::1"),
+        ("http://[::1", None),
+        ("not a url", None),
+        ("https://exa mple.com/", None),
+        ("https://<script>/", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_the_referrer_host_is_kept(referrer, host):
+    assert visit(referrer=referrer).referrer_host == host
+
+
+@pytest.mark.parametrize(
+    ("header", "country"),
+    [("de", "DE"), (" FR ", "FR"), ("XX", None), ("T1", None), ("USA", None), ("", None)],
+)
+def test_country_is_a_two_letter_code_or_nothing(header, country):
+    assert visit(country=header).country == country
+
+
+def test_no_country_without_a_trusted_header():
+    assert visit(country=None).country is None
+
+
+def test_visitor_hash_is_stable_within_a_utc_day():
+    morning = visit(now=datetime(2026, 11, 23, 0, 0, tzinfo=UTC))
+    night = visit(now=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
+    assert morning.visitor_hash == night.visitor_hash
+    assert len(morning.visitor_hash) == 64
+
+
+def test_visitor_hash_rotates_at_midnight_utc():
+    today = visit(now=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
+    tomorrow = visit(now=datetime(2026, 11, 24, 0, 0, tzinfo=UTC))
+    assert today.visitor_hash != tomorrow.visitor_hash
+
+
+def test_visitor_hash_differs_by_ip_user_agent_and_key():
+    base = visit().visitor_hash
+    assert visit(remote_addr="203.0.113.78").visitor_hash != base
+    assert visit(user_agent="curl/8.5.0").visitor_hash != base
+    other_key = describe_visit(CHROME_ON_WINDOWS, None, IP, None, key=b"other", now=NOW)
+    assert other_key.visitor_hash != base
+
+
+def test_the_ip_appears_nowhere_in_the_visit_details():
+    details = visit(referrer="https://mail.example/?from=203.0.113.77", country="DE")
+    for value in dataclasses.astuple(details):
+        assert IP not in str(value)
+
+
+def test_record_click_writes_the_row_and_counts_it(app):
+    with app.app_context():
+        link_id = make_link().id
+        details = visit(referrer="https://mail.example/inbox", country="DE")
+        assert record_click(link_id, details, is_internal=True, now=NOW) is True
+        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is True
+
+        db.session.expire_all()
+        assert db.session.get(Link, link_id).click_count == 2
+        clicks = db.session.execute(db.select(Click).order_by(Click.id)).scalars().all()
+        first = clicks[0]
+        assert first.clicked_at == NOW
+        assert (first.referrer_host, first.country, first.is_internal) == (
+            "mail.example",
+            "DE",
+            True,
+        )
+        assert (first.browser, first.os, first.device_type) == ("Chrome", "Windows", "desktop")
+        assert first.visitor_hash == details.visitor_hash
+        assert clicks[1].is_internal is False
+
+
+def test_record_click_on_a_missing_link_returns_false_and_logs(app, caplog):
+    with app.app_context():
+        make_link()
+        caplog.set_level(logging.ERROR, logger="app.services.clicks")
+        assert record_click(999_999, HUMAN, is_internal=False, now=NOW) is False
+
+        assert "click_dropped" in caplog.text
+        assert "link_id=999999" in caplog.text
+        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 0
+
+
+def test_the_session_still_works_after_a_dropped_click(app):
+    with app.app_context():
+        link_id = make_link().id
+        assert record_click(999_999, HUMAN, is_internal=False, now=NOW) is False
+        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is True
+        assert db.session.get(Link, link_id).click_count == 1
+
+
+def test_record_click_returns_false_when_the_connection_is_gone(app, caplog):
+    with app.app_context():
+        link_id = make_link().id
+        # Close the DBAPI connection under the session, as a database restart would.
+        db.session.connection().connection.dbapi_connection.close()
+        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is False
+        assert "click_dropped" in caplog.text
+
+
+def test_concurrent_clicks_are_all_counted(app, postgres_only):
+    with app.app_context():
+        link_id = make_link().id
+    failures = []
+
+    def click_fifty_times():
+        with app.app_context():
+            for _ in range(50):
+                if not record_click(link_id, HUMAN, is_internal=False, now=NOW):
+                    failures.append(1)
+
+    threads = [threading.Thread(target=click_fifty_times) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    with app.app_context():
+        assert failures == []
+        assert db.session.get(Link, link_id).click_count == 400
+        count = db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
+        assert db.session.execute(count).scalar_one() == 400
+
+
+def test_a_link_with_max_clicks_is_exhausted_once_reached(app):
+    with app.app_context():
+        link = make_link(max_clicks=2, click_count=1)
+        assert link_is_exhausted(link) is False
+        link.click_count = 2
+        assert link_is_exhausted(link) is True
+        assert link_is_expired(link, NOW) is True
+
+
+def test_a_link_without_limits_never_expires(app):
+    with app.app_context():
+        link = make_link()
+        assert link_is_exhausted(link) is False
+        assert link_is_expired(link, NOW + timedelta(days=3650)) is False
+
+
+def test_a_link_expires_at_its_expiry_time(app):
+    with app.app_context():
+        link = make_link(expires_at=NOW)
+        assert link_is_expired(link, NOW - timedelta(seconds=1)) is False
+        assert link_is_expired(link, NOW) is True
+
+
+def test_no_country_header_is_trusted_unless_configured(monkeypatch):
+    monkeypatch.delenv("COUNTRY_HEADER", raising=False)
+    assert config_from_environment()["COUNTRY_HEADER"] is None
+
+
+def test_the_trusted_country_header_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("COUNTRY_HEADER", "CF-IPCountry")
+    assert config_from_environment()["COUNTRY_HEADER"] == "CF-IPCountry"
