@@ -78,7 +78,7 @@ def test_the_chart_renders_as_accessible_svg_without_inline_styles(app):
         html = render_template("links/partials/chart.html", chart=chart)
     assert html.count("<rect ") == 24
     assert 'role="img"' in html
-    assert re.search(r'aria-label="4 clicks in total, one bar per hour from 2026-11-23 00:00', html)
+    assert re.search(r'aria-label="4 clicks charted, one bar per hour from 2026-11-23 00:00', html)
     assert "<title>2026-11-23 14:00: 3 clicks</title>" in html
     assert "<title>2026-11-23 23:00: 1 click</title>" in html
     assert "style=" not in html
