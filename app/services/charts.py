@@ -7,9 +7,10 @@ from app.services.analytics import Bucket
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 200
-# Room for the y-axis numbers on the left and the dates underneath.
+# Room for the y-axis numbers on the left, the dates underneath, and half of the
+# latest date, which is centred under the last bar.
 MARGIN_LEFT = 40
-MARGIN_RIGHT = 8
+MARGIN_RIGHT = 20
 MARGIN_TOP = 8
 MARGIN_BOTTOM = 24
 BAR_GAP_RATIO = 0.2
