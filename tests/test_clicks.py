@@ -83,6 +83,50 @@ def test_describe_visit_reads_browser_os_and_device(user_agent, browser, os, dev
 
 
 @pytest.mark.parametrize(
+    ("user_agent", "device_type"),
+    [
+        (
+            "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Silk/120.3.1 like Chrome/120.0.6099.230 Safari/537.36",
+            "tablet",
+        ),
+        (
+            "Mozilla/5.0 (Mobile; LYF/F300B/LYF-F300B-001-01-15-130718-i;Android; rv:48.0) "
+            "Gecko/48.0 Firefox/48.0 KAIOS/2.5",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) "
+            "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0.2743.116 Mobile Safari/537.36 "
+            "Edge/15.15063",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (BlackBerry; U; BlackBerry 9900; en) AppleWebKit/534.11+ "
+            "(KHTML, like Gecko) Version/7.1.0.346 Mobile Safari/534.11+",
+            "mobile",
+        ),
+        (
+            "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "desktop",
+        ),
+        (
+            "Mozilla/5.0 (X11; Fedora; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "desktop",
+        ),
+        ("Mozilla/5.0 (X11; FreeBSD amd64; rv:133.0) Gecko/20100101 Firefox/133.0", "desktop"),
+    ],
+)
+def test_less_common_devices_get_their_type(user_agent, device_type):
+    assert visit(user_agent).device_type == device_type
+
+
+@pytest.mark.parametrize(
     "user_agent",
     [
         "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
@@ -269,3 +313,12 @@ def test_no_country_header_is_trusted_unless_configured(monkeypatch):
 def test_the_trusted_country_header_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("COUNTRY_HEADER", "CF-IPCountry")
     assert config_from_environment()["COUNTRY_HEADER"] == "CF-IPCountry"
+
+
+def test_one_ipv6_address_written_two_ways_is_one_visitor():
+    short = visit(remote_addr="2001:db8::1").visitor_hash
+    assert visit(remote_addr="2001:DB8:0:0::1").visitor_hash == short
+
+
+def test_a_visit_without_an_address_has_no_visitor_hash():
+    assert visit(remote_addr=None).visitor_hash is None

@@ -25,19 +25,9 @@ _CRAWLER_PATTERN = re.compile(
     "|".join(entry["pattern"] for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA)
 )
 _TABLET_BRANDS = {"Generic_Android_Tablet"}
-_TABLET_FAMILIES = {"iPad", "Generic Tablet", "Kindle"}
-_MOBILE_OS_FAMILIES = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "HarmonyOS"}
-_DESKTOP_OS_FAMILIES = {
-    "Windows",
-    "Mac OS X",
-    "Linux",
-    "Ubuntu",
-    "Fedora",
-    "Debian",
-    "Chrome OS",
-    "FreeBSD",
-    "OpenBSD",
-}
+_TABLET_FAMILIES = {"iPad", "Kindle"}
+_MOBILE_OS_FAMILIES = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"}
+_DESKTOP_OS_FAMILIES = {"Windows", "Mac OS X", "Linux", "Ubuntu", "Fedora", "Chrome OS", "FreeBSD"}
 _HOST_CHARACTERS = re.compile(r"[a-z0-9._-]+")
 MAX_HOST_LENGTH = 255
 MAX_FAMILY_LENGTH = 64
