@@ -43,6 +43,7 @@ def test_creating_a_link_without_javascript_returns_to_the_dashboard_with_the_ne
     response = post_link(owner, acme, "https://Example.com/launch?x=1", title="Launch")
     assert response.status_code == 302
     assert response.headers["Location"] == dashboard_path(acme)
+    assert "HX-Request" in response.headers["Vary"]
 
     with app.app_context():
         link = db.session.execute(db.select(Link)).scalar_one()
@@ -559,11 +560,27 @@ def test_admin_deletes_a_link_and_its_slug_stays_retired(app, org_team, acme):
     assert link.deleted_by_id is not None
 
 
+def test_deleting_from_the_link_page_sends_htmx_to_the_dashboard(org_team, acme):
+    owner = org_team["owner"]
+    create_link(owner, acme, "old-news")
+    response = owner.delete(
+        f"/orgs/{acme}/links/old-news",
+        headers={
+            **HX,
+            "X-CSRFToken": csrf_token(owner),
+            "HX-Current-URL": f"http://localhost/orgs/{acme}/links/old-news",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == dashboard_path(acme)
+
+
 def test_delete_without_htmx_redirects_to_the_dashboard(org_team, acme):
     create_link(org_team["owner"], acme, "old-news")
     response = mutate(org_team["owner"], "DELETE", f"/orgs/{acme}/links/old-news", acme, htmx=False)
     assert response.status_code == 303
     assert response.headers["Location"] == dashboard_path(acme)
+    assert "HX-Request" in response.headers["Vary"]
 
 
 def test_member_sees_no_delete_button_and_a_forged_delete_is_forbidden(app, org_team, acme):
@@ -681,3 +698,45 @@ def test_every_template_is_autoescaped_by_its_name(app):
     names = app.jinja_env.list_templates()
     assert names
     assert all(name.endswith(".html") for name in names)
+
+
+# DESIGN.md section 4, as data: who may do what to their own and to someone else's link.
+ROLE_MATRIX = [
+    # (role, action, whose link, expected status)
+    *[
+        (role, action, "own", 200)
+        for role in ("owner", "admin", "member")
+        for action in ("edit", "deactivate", "activate")
+    ],
+    *[
+        (role, action, "other", 200)
+        for role in ("owner", "admin")
+        for action in ("edit", "deactivate", "activate", "delete")
+    ],
+    *[("member", action, "other", 403) for action in ("edit", "deactivate", "activate", "delete")],
+    ("owner", "delete", "own", 200),
+    ("admin", "delete", "own", 200),
+    ("member", "delete", "own", 403),
+]
+ACTIONS = {
+    "edit": ("PATCH", "", {"url": "https://example.com/changed", "title": "Changed"}),
+    "deactivate": ("POST", "/deactivate", None),
+    "activate": ("POST", "/activate", None),
+    "delete": ("DELETE", "", None),
+}
+
+
+@pytest.mark.parametrize(("role", "action", "whose", "expected"), ROLE_MATRIX)
+def test_role_matrix(app, org_team, acme, role, action, whose, expected):
+    creator = role if whose == "own" else ("member" if role != "member" else "owner")
+    create_link(org_team[creator], acme, "target", "https://example.com/original", title="T")
+    if action == "activate":
+        update_row(app, "target", is_active=False)
+    before = link_row(app, "target")
+    method, suffix, data = ACTIONS[action]
+    response = mutate(org_team[role], method, f"/orgs/{acme}/links/target{suffix}", acme, data=data)
+    assert response.status_code == expected
+    after = link_row(app, "target")
+    fields = ("destination", "title", "is_active", "deleted_at")
+    changed = any(getattr(before, f) != getattr(after, f) for f in fields)
+    assert changed is (expected == 200)

@@ -4,6 +4,8 @@ Each view answers htmx with a fragment from `templates/links/partials/` and ever
 with the page that includes it (DESIGN.md section 6).
 """
 
+from urllib.parse import urlsplit
+
 from flask import (
     current_app,
     flash,
@@ -157,7 +159,7 @@ def create(org_slug: str):
         )
         return body, 201, {"Vary": "HX-Request"}
     flash(f"Created {short_url(link.slug)}", "success")
-    return redirect(url_for("links.index", org_slug=org_slug))
+    return _varies(redirect(url_for("links.index", org_slug=org_slug)))
 
 
 @bp.get("/orgs/<org_slug>/links/<slug>")
@@ -254,7 +256,7 @@ def _row_or_link_page(membership, link):
             "links/partials/row.html", membership=membership, link=link, now=utcnow()
         )
         return body, 200, {"Vary": "HX-Request"}
-    return redirect(url_for("links.show", org_slug=membership.org.slug, slug=link.slug))
+    return _varies(redirect(url_for("links.show", org_slug=membership.org.slug, slug=link.slug)))
 
 
 @bp.delete("/orgs/<org_slug>/links/<slug>")
@@ -264,7 +266,19 @@ def delete(org_slug: str, slug: str):
     membership, link = _load(org_slug, slug)
     link_service.delete_link(membership, current_user, link, now=utcnow())
     db.session.commit()
+    dashboard = url_for("links.index", org_slug=org_slug)
     if is_partial_request():
-        return "", 200, {"Vary": "HX-Request"}
+        headers = {"Vary": "HX-Request"}
+        # Deleted from its own page, the link leaves nothing to show there.
+        on_link_page = url_for("links.show", org_slug=org_slug, slug=link.slug)
+        if urlsplit(request.headers.get("HX-Current-URL", "")).path == on_link_page:
+            headers["HX-Redirect"] = dashboard
+        return "", 200, headers
     # 303, so the browser follows with a GET rather than repeating the DELETE.
-    return redirect(url_for("links.index", org_slug=org_slug), 303)
+    return _varies(redirect(dashboard, 303))
+
+
+def _varies(response):
+    """Mark a response that differs for htmx, so no cache hands one shape to the other."""
+    response.vary.add("HX-Request")
+    return response
