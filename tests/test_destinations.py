@@ -7,6 +7,7 @@ from app.services.destinations import (
     MAX_DESTINATION_LENGTH,
     own_hosts,
     safe_href,
+    unicode_destination,
     validate_destination,
 )
 from app.services.errors import InvalidInput
@@ -154,3 +155,8 @@ def test_own_hosts_come_from_the_short_base_url_and_the_request():
 )
 def test_safe_href_only_lets_http_urls_into_links(stored, href):
     assert safe_href(stored) == href
+
+
+def test_punycode_hosts_can_be_shown_in_unicode():
+    assert unicode_destination("https://xn--mnchen-3ya.de/x") == "https://münchen.de/x"
+    assert unicode_destination("https://example.com/xn--a") == "https://example.com/xn--a"

@@ -144,6 +144,18 @@ def split_for_display(stored: str) -> tuple[str, str, str]:
     return stored[:start], stored[start:end], stored[end:]
 
 
+def unicode_destination(stored: str) -> str:
+    """The destination with its host in Unicode, so people can see what punycode spells."""
+    try:
+        url = ada_url.URL(stored)
+    except ValueError:
+        return stored
+    host = url.hostname
+    if not host or "xn--" not in host:
+        return stored
+    return stored.replace(host, ada_url.idna_to_unicode(host), 1)
+
+
 def _too_long() -> InvalidInput:
     return InvalidInput(
         f"The address is too long: keep it to {MAX_DESTINATION_LENGTH} characters "

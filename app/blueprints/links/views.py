@@ -47,6 +47,7 @@ def short_url(slug: str) -> str:
 
 bp.add_app_template_filter(destinations.safe_href, "safe_href")
 bp.add_app_template_global(destinations.split_for_display, "split_destination")
+bp.add_app_template_global(destinations.unicode_destination, "unicode_destination")
 bp.add_app_template_global(link_service.link_status, "link_status")
 bp.add_app_template_global(link_service.can_change, "can_change_link")
 bp.add_app_template_global(link_service.can_delete, "can_delete_links")
