@@ -67,9 +67,9 @@ def _filters() -> dict:
     }
 
 
-def _dashboard(membership, *, status=200, errors=None, values=None, created=None, **filters):
+def _dashboard(membership, *, status=200, errors=None, values=None):
     """Render the dashboard page, or its table fragment for htmx."""
-    filters = filters or _filters()
+    filters = _filters()
     now = utcnow()
     link_page = link_service.list_links(membership, current_user, now=now, **filters)
     return render_page_or_partial(
@@ -82,7 +82,6 @@ def _dashboard(membership, *, status=200, errors=None, values=None, created=None
         filters=filters,
         errors=errors or {},
         values=values or {},
-        created=created,
         now=now,
     )
 
