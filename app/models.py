@@ -1,4 +1,4 @@
-"""Typed database models: users, orgs, memberships, links and clicks."""
+"""Typed database models: users, orgs, memberships, links, their history and clicks."""
 
 from datetime import UTC, datetime
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -87,6 +88,11 @@ class Org(db.Model):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     allowed_email_domain: Mapped[str | None] = mapped_column(String(255))
+    # Go-link style intranet destinations (http://wiki/, 10.x addresses) are refused
+    # unless the org turns this on.
+    allow_private_destinations: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="org", cascade="all, delete-orphan", passive_deletes=True
@@ -137,6 +143,23 @@ class Link(db.Model):
 
     org: Mapped[Org] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+
+
+class LinkChange(db.Model):
+    """One field of a link changed by someone: the link's history."""
+
+    __tablename__ = "link_changes"
+    __table_args__ = (Index("ix_link_changes_link_id_changed_at", "link_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+
+    changed_by: Mapped[User | None] = relationship()
 
 
 class Click(db.Model):

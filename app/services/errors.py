@@ -34,3 +34,9 @@ class InvalidInput(DomainError):
     """A submitted value breaks a rule; `field` names the form field to show it next to."""
 
     status_code = 422
+
+
+class Unavailable(DomainError):
+    """A transient failure the user can retry, such as running out of random slug attempts."""
+
+    status_code = 503

@@ -1,6 +1,8 @@
-// Linkdeck's browser code: sends the CSRF token with every htmx mutation.
+// Linkdeck's browser code: the CSRF header on htmx mutations and the copy buttons.
 (function () {
   "use strict";
+
+  const COPIED_FOR_MS = 2000;
 
   function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');
@@ -13,5 +15,34 @@
     if ((request.method || "GET").toUpperCase() !== "GET") {
       request.headers["X-CSRFToken"] = csrfToken();
     }
+  });
+
+  function showFeedback(button, text) {
+    if (!button.dataset.label) {
+      button.dataset.label = button.textContent;
+    }
+    button.textContent = text;
+    clearTimeout(button.copyTimer);
+    button.copyTimer = setTimeout(function () {
+      button.textContent = button.dataset.label;
+    }, COPIED_FOR_MS);
+  }
+
+  // One listener on the document, so buttons in rows htmx inserts later work too.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (!button) {
+      return;
+    }
+    const text = button.dataset.copy;
+    if (!navigator.clipboard) {
+      // The clipboard API needs a secure context; let the person copy it by hand.
+      window.prompt("Copy this link:", text);
+      return;
+    }
+    navigator.clipboard.writeText(text).then(
+      function () { showFeedback(button, "Copied"); },
+      function () { showFeedback(button, "Copy failed"); }
+    );
   });
 })();

@@ -1,20 +1,284 @@
-"""Views for `/orgs/<org>/links`."""
+"""Views for `/orgs/<org>/links`: the dashboard and every change to a link.
 
+Each view answers htmx with a fragment from `templates/links/partials/` and everyone else
+with the page that includes it (DESIGN.md section 6).
+"""
+
+from urllib.parse import urlsplit
+
+from flask import (
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from app.blueprints.links import bp
 from app.extensions import db
-from app.htmx import render_page_or_partial
+from app.htmx import is_partial_request, render_page_or_partial
+from app.models import utcnow
+from app.services import destinations, slugs
+from app.services import links as link_service
 from app.services import orgs as org_service
+from app.services.errors import DomainError
+
+
+@bp.before_request
+def refuse_signed_out_fragments():
+    """Send htmx requests from an expired session to sign in, instead of swapping the
+    sign-in redirect's page into a table row."""
+    if not current_user.is_authenticated and is_partial_request():
+        return "", 401, {"HX-Redirect": url_for("auth.login"), "Vary": "HX-Request"}
+    return None
+
+
+@bp.app_template_global()
+def short_url(slug: str) -> str:
+    """The full short URL people share: SHORT_BASE_URL/<slug>, else our own redirect URL."""
+    base = current_app.config.get("SHORT_BASE_URL")
+    if base:
+        return f"{base}/{slug}"
+    return url_for("redirects.follow", slug=slug, _external=True)
+
+
+bp.add_app_template_filter(destinations.safe_href, "safe_href")
+bp.add_app_template_global(destinations.split_for_display, "split_destination")
+bp.add_app_template_global(destinations.unicode_destination, "unicode_destination")
+bp.add_app_template_global(link_service.link_status, "link_status")
+bp.add_app_template_global(link_service.can_change, "can_change_link")
+bp.add_app_template_global(link_service.can_delete, "can_delete_links")
+
+
+def _own_hosts() -> list[str]:
+    return destinations.own_hosts(current_app.config.get("SHORT_BASE_URL"), request.host)
+
+
+def _filters() -> dict:
+    status = request.args.get("status", "all")
+    return {
+        "q": request.args.get("q", "").strip()[: link_service.MAX_QUERY_LENGTH],
+        "status": status if status in link_service.STATUS_FILTERS else "all",
+        "mine": request.args.get("mine") == "1",
+        "before": request.args.get("before") or None,
+    }
+
+
+def _dashboard(membership, *, status=200, errors=None, values=None):
+    """Render the dashboard page, or its table fragment for htmx."""
+    filters = _filters()
+    now = utcnow()
+    link_page = link_service.list_links(membership, current_user, now=now, **filters)
+    return render_page_or_partial(
+        "links/index.html",
+        "links/partials/table.html",
+        status=status,
+        org=membership.org,
+        membership=membership,
+        link_page=link_page,
+        filters=filters,
+        errors=errors or {},
+        values=values or {},
+        now=now,
+    )
+
+
+def _load(org_slug: str, slug: str):
+    membership = org_service.membership_for(current_user, org_slug)
+    return membership, link_service.find_link(membership, slug)
 
 
 @bp.get("/orgs/<org_slug>/links")
 @login_required
 def index(org_slug: str):
-    """The org's links dashboard."""
+    """The org's links dashboard: create form, search, filters and pages of links."""
     membership = org_service.membership_for(current_user, org_slug)
     org_service.remember_last_org(current_user, membership.org)
+    response = _dashboard(membership)
     db.session.commit()
+    return response
+
+
+@bp.post("/orgs/<org_slug>/links")
+@login_required
+def create(org_slug: str):
+    """Create a link; htmx gets a fresh form plus the new row, errors come back inline."""
+    membership = org_service.membership_for(current_user, org_slug)
+    form = request.form
+    try:
+        link = link_service.create_link(
+            membership,
+            current_user,
+            url=form.get("url", ""),
+            slug=form.get("slug", ""),
+            title=form.get("title", ""),
+            expires_at=form.get("expires_at", ""),
+            max_clicks=form.get("max_clicks", ""),
+            own_hosts=_own_hosts(),
+            reserved=slugs.reserved_slugs(current_app.url_map),
+            now=utcnow(),
+        )
+    except DomainError as error:
+        if error.field is None:
+            raise
+        db.session.rollback()
+        errors = {error.field: error.message}
+        if is_partial_request():
+            response = make_response(
+                render_template(
+                    "links/partials/create_form.html",
+                    org=membership.org,
+                    membership=membership,
+                    errors=errors,
+                    values=form,
+                    now=utcnow(),
+                ),
+                error.status_code,
+            )
+            response.vary.add("HX-Request")
+        else:
+            response = make_response(
+                _dashboard(membership, status=error.status_code, errors=errors, values=form)
+            )
+        if error.status_code == 503:
+            response.headers["Retry-After"] = "1"
+        return response
+    db.session.commit()
+    if is_partial_request():
+        body = render_template(
+            "links/partials/create_form.html",
+            org=membership.org,
+            membership=membership,
+            errors={},
+            values={},
+            created=link,
+            now=utcnow(),
+        )
+        return body, 201, {"Vary": "HX-Request"}
+    flash(f"Created {short_url(link.slug)}", "success")
+    return _varies(redirect(url_for("links.index", org_slug=org_slug)))
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>")
+@login_required
+def show(org_slug: str, slug: str):
+    """One link: its row, details and history (htmx gets just the row)."""
+    membership, link = _load(org_slug, slug)
     return render_page_or_partial(
-        "links/index.html", "links/partials/table.html", org=membership.org, membership=membership
+        "links/show.html",
+        "links/partials/row.html",
+        org=membership.org,
+        membership=membership,
+        link=link,
+        changes=link_service.history(link),
+        now=utcnow(),
     )
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/edit")
+@login_required
+def edit(org_slug: str, slug: str):
+    """The edit form for a link, as an inline table row for htmx."""
+    membership, link = _load(org_slug, slug)
+    link_service.require_can_change(membership, link)
+    return _edit_form(membership, link, values={"url": link.destination, "title": link.title})
+
+
+def _edit_form(membership, link, *, values, errors=None, status=200):
+    return render_page_or_partial(
+        "links/edit.html",
+        "links/partials/edit_row.html",
+        status=status,
+        org=membership.org,
+        membership=membership,
+        link=link,
+        values=values,
+        errors=errors or {},
+    )
+
+
+@bp.route("/orgs/<org_slug>/links/<slug>", methods=["PATCH", "POST"])
+@login_required
+def update(org_slug: str, slug: str):
+    """Change a link's destination and title; redirects follow the change at once."""
+    membership, link = _load(org_slug, slug)
+    try:
+        link_service.update_link(
+            membership,
+            current_user,
+            link,
+            url=request.form.get("url"),
+            title=request.form.get("title"),
+            own_hosts=_own_hosts(),
+        )
+    except DomainError as error:
+        if error.field is None:
+            raise
+        db.session.rollback()
+        return _edit_form(
+            membership,
+            link,
+            values=request.form,
+            errors={error.field: error.message},
+            status=error.status_code,
+        )
+    db.session.commit()
+    return _row_or_link_page(membership, link)
+
+
+@bp.post("/orgs/<org_slug>/links/<slug>/deactivate")
+@login_required
+def deactivate(org_slug: str, slug: str):
+    """Stop a link from redirecting (410) while keeping it and its clicks."""
+    return _set_active(org_slug, slug, active=False)
+
+
+@bp.post("/orgs/<org_slug>/links/<slug>/activate")
+@login_required
+def activate(org_slug: str, slug: str):
+    """Let a deactivated link redirect again."""
+    return _set_active(org_slug, slug, active=True)
+
+
+def _set_active(org_slug: str, slug: str, *, active: bool):
+    membership, link = _load(org_slug, slug)
+    link_service.set_active(membership, current_user, link, active=active, now=utcnow())
+    db.session.commit()
+    return _row_or_link_page(membership, link)
+
+
+def _row_or_link_page(membership, link):
+    if is_partial_request():
+        body = render_template(
+            "links/partials/row.html", membership=membership, link=link, now=utcnow()
+        )
+        return body, 200, {"Vary": "HX-Request"}
+    return _varies(redirect(url_for("links.show", org_slug=membership.org.slug, slug=link.slug)))
+
+
+@bp.delete("/orgs/<org_slug>/links/<slug>")
+@login_required
+def delete(org_slug: str, slug: str):
+    """Delete a link (admins and owners); its slug stays retired. htmx gets an empty 200."""
+    membership, link = _load(org_slug, slug)
+    link_service.delete_link(membership, current_user, link, now=utcnow())
+    db.session.commit()
+    dashboard = url_for("links.index", org_slug=org_slug)
+    if is_partial_request():
+        headers = {"Vary": "HX-Request"}
+        # Deleted from its own page, the link leaves nothing to show there.
+        on_link_page = url_for("links.show", org_slug=org_slug, slug=link.slug)
+        if urlsplit(request.headers.get("HX-Current-URL", "")).path == on_link_page:
+            headers["HX-Redirect"] = dashboard
+        return "", 200, headers
+    # 303, so the browser follows with a GET rather than repeating the DELETE.
+    return _varies(redirect(dashboard, 303))
+
+
+def _varies(response):
+    """Mark a response that differs for htmx, so no cache hands one shape to the other."""
+    response.vary.add("HX-Request")
+    return response

@@ -1,0 +1,219 @@
+"""The one check every destination URL passes before it is stored or redirected to.
+
+It is pure (no Flask request): the form, the redirect, the API and imports all call
+`validate_destination` with the hosts that count as our own. URLs are parsed with the
+WHATWG parser browsers use (ada-url), so what we check is what a browser will open.
+"""
+
+import ipaddress
+import unicodedata
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import ada_url
+from confusable_homoglyphs import categories, confusables
+
+from app.services.errors import InvalidInput
+
+MAX_DESTINATION_LENGTH = 2048
+# Parsing is bounded too: far longer input can not normalise to an acceptable length.
+_MAX_RAW_LENGTH = 4 * MAX_DESTINATION_LENGTH
+ALLOWED_SCHEMES = ("http", "https")
+# Control, format (bidi marks, zero-width joiners), separator and surrogate characters:
+# browsers strip or reinterpret some of them, so what we checked would not be what runs.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp", "Cs", "Co"}
+# Names that only ever resolve inside someone's network (RFC 6761, RFC 8375, ICANN .internal).
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
+# Scripts that are written together: a Japanese name mixes Han, Hiragana and Katakana, a
+# Korean one Han and Hangul. Such labels are not mixed-script spoofs (UTS 39, highly restrictive).
+_SCRIPT_FAMILIES = (
+    {"HAN", "HIRAGANA", "KATAKANA"},
+    {"HAN", "HANGUL"},
+    {"HAN", "BOPOMOFO"},
+)
+
+_NOT_ABSOLUTE = "Enter a full web address that starts with https:// or http://."
+
+
+def own_hosts(short_base_url: str | None, request_host: str | None) -> list[str]:
+    """The hosts a destination must not point at: the short-link host and the app's host."""
+    hosts = []
+    if short_base_url:
+        hosts.append(urlsplit(short_base_url).netloc)
+    if request_host:
+        hosts.append(request_host)
+    return [host for host in hosts if host]
+
+
+def validate_destination(
+    raw: str, *, own_hosts: Iterable[str] = (), allow_private: bool = False
+) -> str:
+    """Check a destination URL and return its normalised ASCII form, the one to store.
+
+    Raises InvalidInput(field="url") with a message that says what to fix.
+    """
+    if not isinstance(raw, str) or not raw:
+        raise InvalidInput("Enter the address the short link should lead to.", field="url")
+    if len(raw) > _MAX_RAW_LENGTH:
+        raise _too_long()
+    if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in raw):
+        raise InvalidInput(
+            "The address contains spaces, line breaks or invisible characters; "
+            "paste it again without them.",
+            field="url",
+        )
+    scheme, separator, _ = raw.partition(":")
+    if not separator or scheme.lower() not in ALLOWED_SCHEMES:
+        if separator and scheme.isascii() and scheme.isalpha() and len(scheme) <= 20:
+            raise InvalidInput(
+                f"Only web addresses (http:// or https://) can be shortened, not {scheme}: links.",
+                field="url",
+            )
+        raise InvalidInput(_NOT_ABSOLUTE, field="url")
+    # WHATWG parsing forgives "https:host" and "https:\\host"; we ask for the plain form.
+    if not raw[len(scheme) + 1 :].startswith("//"):
+        raise InvalidInput(_NOT_ABSOLUTE, field="url")
+    try:
+        url = ada_url.URL(raw)
+    except ValueError:
+        raise InvalidInput(
+            "That is not a valid web address; check it for typos.", field="url"
+        ) from None
+    if url.protocol not in ("http:", "https:"):
+        raise InvalidInput(_NOT_ABSOLUTE, field="url")
+    if url.username or url.password:
+        raise InvalidInput(
+            "Addresses with a user name or password before the host (user@host) are not "
+            "allowed: they disguise where the link really goes.",
+            field="url",
+        )
+    host = url.hostname.removesuffix(".")
+    if not host:
+        raise InvalidInput(_NOT_ABSOLUTE, field="url")
+    if _is_own_host(host, own_hosts):
+        raise InvalidInput(
+            "That address is one of our own short links or pages; link to the final "
+            "destination instead.",
+            field="url",
+        )
+    if not allow_private and _is_private_host(host):
+        raise InvalidInput(
+            "That address points into a private network (localhost, an internal name or a "
+            "private IP address). This organisation does not allow private destinations.",
+            field="url",
+        )
+    if _has_lookalike_label(host):
+        raise InvalidInput(
+            "The host name mixes alphabets that look alike (for example a Cyrillic letter "
+            "among Latin ones), a common phishing trick.",
+            field="url",
+        )
+    href = url.href
+    if len(href) > MAX_DESTINATION_LENGTH:
+        raise _too_long()
+    return href
+
+
+def safe_href(stored: str | None) -> str:
+    """The destination for an `href` attribute, or "#" unless it is a plain http(s) URL.
+
+    Rows written before validation existed, or straight into the database, must not turn
+    into `javascript:` links on the dashboard.
+    """
+    if not stored:
+        return "#"
+    if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in stored):
+        return "#"
+    try:
+        url = ada_url.URL(stored)
+    except ValueError:
+        return "#"
+    return url.href if url.protocol in ("http:", "https:") else "#"
+
+
+def split_for_display(stored: str) -> tuple[str, str, str]:
+    """Split a stored destination into (before host, host, after host) to emphasise the host."""
+    try:
+        url = ada_url.URL(stored)
+    except ValueError:
+        return stored, "", ""
+    start = stored.find(url.host)
+    if not url.host or start < 0:
+        return stored, "", ""
+    end = start + len(url.host)
+    return stored[:start], stored[start:end], stored[end:]
+
+
+def unicode_destination(stored: str) -> str:
+    """The destination with its host in Unicode, so people can see what punycode spells."""
+    try:
+        url = ada_url.URL(stored)
+    except ValueError:
+        return stored
+    host = url.hostname
+    if not host or "xn--" not in host:
+        return stored
+    return stored.replace(host, ada_url.idna_to_unicode(host), 1)
+
+
+def _too_long() -> InvalidInput:
+    return InvalidInput(
+        f"The address is too long: keep it to {MAX_DESTINATION_LENGTH} characters "
+        "(after encoding).",
+        field="url",
+    )
+
+
+def _normalise_host(host: str) -> str | None:
+    """Lower-case, IDNA-map and strip a host the way a browser would; None if unparseable."""
+    try:
+        return ada_url.URL(f"http://{host}/").hostname.removesuffix(".")
+    except ValueError:
+        return None
+
+
+def _is_own_host(host: str, hosts: Iterable[str]) -> bool:
+    for own in hosts:
+        normalised = _normalise_host(own)
+        if normalised and (host == normalised or host.endswith("." + normalised)):
+            return True
+    return False
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _is_non_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if ip.version == 6:
+        # IPv6 forms that carry an IPv4 address: judge the IPv4 address inside.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in ipaddress.ip_network("64:ff9b::/96"):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if ip in ipaddress.ip_network("::/96"):
+            return True
+        if embedded is not None:
+            return _is_non_global(embedded)
+    return not ip.is_global or ip.is_multicast
+
+
+def _is_private_host(host: str) -> bool:
+    ip = _ip_literal(host)
+    if ip is not None:
+        return _is_non_global(ip)
+    return host == "localhost" or host.endswith(_PRIVATE_SUFFIXES) or "." not in host
+
+
+def _has_lookalike_label(host: str) -> bool:
+    if _ip_literal(host) is not None:
+        return False
+    for label in ada_url.idna_to_unicode(host).split("."):
+        if label.isascii() or not confusables.is_dangerous(label):
+            continue
+        scripts = {categories.alias(char) for char in label} - {"COMMON"}
+        if not any(scripts <= family for family in _SCRIPT_FAMILIES):
+            return True
+    return False

@@ -1,0 +1,86 @@
+"""The public redirect `GET /<slug>`: where it sends visitors, and when it refuses to."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from app.models import utcnow
+from tests.link_helpers import create_link, link_row, update_row
+
+
+@pytest.fixture
+def links(org_team):
+    """The org's owner with one active link, /launch -> https://example.com/launch."""
+    create_link(org_team["owner"], org_team["slug"], "launch", "https://example.com/launch")
+    return org_team
+
+
+def test_redirects_with_302_and_forbids_caching(client, links):
+    response = client.get("/launch")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://example.com/launch"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_slugs_match_in_any_case(client, links):
+    assert client.get("/LaUnCh").headers["Location"] == "https://example.com/launch"
+
+
+def test_unknown_slug_is_404_with_the_slug_escaped(client, links):
+    response = client.get("/%3Cimg%20src=x%20onerror=alert(1)%3E")
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "<img src=x" not in body
+    assert "There is no short link /&lt;img src=x onerror=alert(1)&gt;." in body
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_reserved_words_never_reach_the_redirect(client):
+    assert client.get("/logout").status_code == 405
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"is_active": False}, "was deactivated"),
+        ({"deleted_at": utcnow()}, "was deleted"),
+        ({"expires_at": utcnow() - timedelta(minutes=1)}, "has expired"),
+        ({"max_clicks": 5, "click_count": 5}, "has expired"),
+    ],
+)
+def test_inactive_deleted_and_expired_links_are_gone(app, client, links, change, message):
+    update_row(app, "launch", **change)
+    response = client.get("/launch")
+    assert response.status_code == 410
+    assert message in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_link_that_has_not_expired_yet_still_redirects(app, client, links):
+    update_row(app, "launch", expires_at=utcnow() + timedelta(minutes=5), max_clicks=5)
+    assert client.get("/launch").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "https://ok.example/a\r\nSet-Cookie: pwn=1",
+        "javascript:alert(1)",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://go.acme.test/loop",
+    ],
+)
+def test_a_stored_destination_that_fails_validation_is_410_and_logged(
+    app, client, links, caplog, destination
+):
+    update_row(app, "launch", destination=destination)
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/launch")
+    assert response.status_code == 410
+    assert "Set-Cookie: pwn" not in str(response.headers)
+    errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"link {link_row(app, 'launch').id} not redirected")
