@@ -132,7 +132,13 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
-        titles = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Invalid input"}
+        titles = {
+            403: "Forbidden",
+            404: "Not Found",
+            409: "Conflict",
+            410: "Gone",
+            422: "Invalid input",
+        }
         return render_error(
             error.status_code, titles.get(error.status_code, "Bad request"), error.message
         )

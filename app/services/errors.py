@@ -34,3 +34,9 @@ class InvalidInput(DomainError):
     """A submitted value breaks a rule; `field` names the form field to show it next to."""
 
     status_code = 422
+
+
+class Gone(DomainError):
+    """The thing existed but can no longer be used (a revoked, expired or used invitation)."""
+
+    status_code = 410
