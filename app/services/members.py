@@ -1,4 +1,4 @@
-"""Members of an org: listing them, changing roles, removing, and leaving.
+"""Members of an org: listing them, changing roles, removing, leaving, and domain auto-join.
 
 Each change locks the org row first (see `lock_org`) and re-reads the roles involved, so
 the rule "an org always keeps at least one owner" holds under concurrent requests.
@@ -126,6 +126,39 @@ def add_member(org: Org, user: User, role: str) -> Membership:
     membership = Membership(org=org, user=user, role=role)
     db.session.add(membership)
     return membership
+
+
+def email_domain(email: str | None) -> str | None:
+    """The part after the @ of an email, lower-case; None if there is none."""
+    if not email or email.count("@") != 1:
+        return None
+    return email.rsplit("@", 1)[1].lower() or None
+
+
+def join_orgs_by_email_domain(user: User) -> list[Org]:
+    """Add the user as a member to every org that allows their verified email's domain.
+
+    Unverified emails never join: anyone can type any address into some providers.
+    Only an exact domain match counts; a subdomain is another organisation's mail.
+    """
+    domain = email_domain(user.email)
+    if not user.email_verified or domain is None:
+        return []
+    db.session.flush()
+    already = db.select(Membership.org_id).filter_by(user_id=user.id)
+    candidates = db.session.execute(
+        db.select(Org.id).filter(Org.allowed_email_domain == domain, Org.id.not_in(already))
+    ).scalars()
+    joined = []
+    for org_id in list(candidates):
+        org = lock_org(org_id)
+        # Re-check under the lock: the owner may have just changed the domain.
+        if org.allowed_email_domain != domain or fresh_membership(org.id, user.id):
+            continue
+        add_member(org, user, "member")
+        audit.record(org, user, "member.auto_joined", _label(user), domain=domain)
+        joined.append(org)
+    return joined
 
 
 def _label(user: User) -> str:

@@ -5,4 +5,4 @@ from flask import Blueprint
 bp = Blueprint("orgs", __name__)
 
 # The view modules register their routes on bp.
-from app.blueprints.orgs import invitations, members, views  # noqa: E402,F401
+from app.blueprints.orgs import invitations, members, settings, views  # noqa: E402,F401
