@@ -301,6 +301,19 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, duo):
     assert owner_count(app, slug) == 1
 
 
+def test_signed_out_htmx_request_gets_401_and_a_sign_in_redirect(client, org_team):
+    response = client.get("/orgs/acme/members", headers=HX)
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=%2Forgs%2Facme%2Fmembers"
+    assert "member@example.com" not in response.get_data(as_text=True)
+
+
+def test_signed_out_page_request_is_sent_to_sign_in(client, org_team):
+    response = client.get("/orgs/acme/members")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=%2Forgs%2Facme%2Fmembers"
+
+
 def test_remove_button_deletes_with_htmx_and_posts_without_it(app, org_team):
     member_id = user_id(app, "member")
     page = org_team["admin"].get("/orgs/acme/members").get_data(as_text=True)
