@@ -224,6 +224,23 @@ def test_last_owner_cannot_leave(app, org_team):
     assert snapshot(app) == before
 
 
+def test_last_owner_leaving_with_htmx_sees_why_next_to_the_button(app, org_team):
+    before = snapshot(app)
+    response = post_form(org_team["owner"], "/orgs/acme/leave", headers=HX)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<section id="leave">')
+    assert "An organisation needs at least one owner." in page
+    assert snapshot(app) == before
+
+
+def test_member_leaving_with_htmx_is_sent_to_the_org_list(app, org_team):
+    response = post_form(org_team["member"], "/orgs/acme/leave", headers=HX)
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/orgs"
+    assert role_of(app, "acme", "member") is None
+
+
 def test_role_changes_and_removals_are_audited(app, org_team):
     member_id = user_id(app, "member")
     post_form(org_team["owner"], f"/orgs/acme/members/{member_id}/role", {"role": "admin"})

@@ -9,7 +9,7 @@ from app.htmx import is_partial_request, render_page_or_partial
 from app.services import invitations as invitation_service
 from app.services import members as member_service
 from app.services import orgs as org_service
-from app.services.errors import DomainError, NotFound
+from app.services.errors import Conflict, DomainError, NotFound
 
 
 def members_context(membership, **extra) -> dict:
@@ -123,7 +123,19 @@ def leave(org_slug: str):
     """Leave the org (the last owner cannot) and go back to the org list."""
     membership = org_service.membership_for(current_user, org_slug)
     name = membership.org.name
-    member_service.leave_org(membership)
+    try:
+        member_service.leave_org(membership)
+    except Conflict as error:
+        if not is_partial_request():
+            raise
+        # htmx swaps this answer into the page: say why next to the button, not a whole page.
+        return (
+            render_template(
+                "orgs/partials/leave_form.html", org=membership.org, leave_error=error.message
+            ),
+            error.status_code,
+            {"Vary": "HX-Request"},
+        )
     db.session.commit()
     flash(f"You left {name}.", "info")
     destination = url_for("orgs.index")
