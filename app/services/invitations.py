@@ -149,8 +149,9 @@ def check_invitee(invitation: Invitation, user: User) -> None:
             "cannot be accepted with this account."
         )
     if (user.email or "").lower() != invitation.email:
+        yours = user.email or "none"
         raise Forbidden(
-            f"This invitation was sent to another email address than yours ({user.email}). "
+            f"This invitation was sent to another email address than yours ({yours}). "
             "Sign in with the invited address to accept it."
         )
 
