@@ -7,7 +7,8 @@ from pathlib import Path
 
 from authlib.integrations.flask_client import OAuth
 from dotenv import load_dotenv
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask_login import login_url
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -98,6 +99,21 @@ def register_extensions(app: Flask) -> None:
 
     from app.models import User
 
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        """Send a signed-out browser to sign in, and come back here afterwards.
+
+        An htmx fragment request gets 401 with HX-Redirect instead: following the redirect
+        would swap the provider's login page into a table row.
+        """
+        from app.htmx import is_partial_request
+
+        target = login_url(login_manager.login_view, next_url=request.url)
+        if is_partial_request():
+            return "", 401, {"HX-Redirect": target}
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(target)
+
     @login_manager.user_loader
     def load_user(user_id: str):
         return db.session.get(User, int(user_id))
@@ -132,7 +148,13 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
-        titles = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Invalid input"}
+        titles = {
+            403: "Forbidden",
+            404: "Not Found",
+            409: "Conflict",
+            410: "Gone",
+            422: "Invalid input",
+        }
         return render_error(
             error.status_code, titles.get(error.status_code, "Bad request"), error.message
         )

@@ -1,4 +1,5 @@
-"""Typed database models: users, orgs, memberships, links, their history and clicks."""
+"""Typed database models: users, orgs, memberships, invitations, audit events,
+links, their history and clicks."""
 
 from datetime import UTC, datetime
 
@@ -179,3 +180,43 @@ class Click(db.Model):
     # A keyed hash of IP and user agent with a daily salt: counts unique visitors
     # without ever storing an IP address.
     visitor_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Invitation(db.Model):
+    __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    # Stored lower-case; accepting compares it with the signed-in user's verified email.
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of the token in the link: a leaked database does not leak usable invitations.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    org: Mapped[Org] = relationship()
+    invited_by: Mapped[User | None] = relationship(foreign_keys=[invited_by_id])
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_org_id_at", "org_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
+    # SET NULL, not CASCADE: the record that an org was deleted outlives the org.
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id", ondelete="SET NULL"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    # Who or what the change was done to, as people read it (an email, a role, the org name).
+    target: Mapped[str | None] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # JSON text with the specifics, e.g. {"from": "member", "to": "admin"}.
+    details: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[User | None] = relationship()

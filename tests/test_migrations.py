@@ -10,7 +10,16 @@ from app import create_app
 from app.extensions import db
 from tests.conftest import TEST_SECRET_KEY, fresh_database_url
 
-APP_TABLES = {"users", "orgs", "memberships", "links", "link_changes", "clicks"}
+APP_TABLES = {
+    "users",
+    "orgs",
+    "memberships",
+    "links",
+    "link_changes",
+    "clicks",
+    "invitations",
+    "audit_events",
+}
 
 
 @pytest.fixture

@@ -36,6 +36,12 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class Gone(DomainError):
+    """The thing existed but can no longer be used (a revoked, expired or used invitation)."""
+
+    status_code = 410
+
+
 class Unavailable(DomainError):
     """A transient failure the user can retry, such as running out of random slug attempts."""
 

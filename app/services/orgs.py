@@ -109,3 +109,38 @@ def require_role(membership: Membership, role: str) -> None:
     """Raise Forbidden unless the membership's role is `role` or above."""
     if not has_role(membership, role):
         raise Forbidden(f"Only an {role} or above can do this.")
+
+
+def lock_org(org_id: int) -> Org:
+    """Lock the org's row until the transaction ends (SELECT ... FOR UPDATE on PostgreSQL).
+
+    Every transaction that changes memberships takes this lock first and only then reads
+    roles, so two concurrent changes (two owners demoting each other) run one after the
+    other and the second sees the first one's result. SQLite has no row locks; it lets one
+    writer at a time in anyway.
+    """
+    org = db.session.execute(
+        db.select(Org)
+        .filter_by(id=org_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if org is None:
+        raise NotFound("No such organisation.")
+    return org
+
+
+def fresh_membership(org_id: int, user_id: int) -> Membership | None:
+    """The user's membership in the org as stored now, not as loaded earlier in the request."""
+    return db.session.execute(
+        db.select(Membership)
+        .filter_by(org_id=org_id, user_id=user_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def owner_count(org_id: int) -> int:
+    """How many owners the org has."""
+    return db.session.execute(
+        db.select(db.func.count(Membership.id)).filter_by(org_id=org_id, role="owner")
+    ).scalar_one()

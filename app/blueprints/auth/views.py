@@ -11,6 +11,7 @@ from joserfc.errors import JoseError
 
 from app.blueprints.auth import bp
 from app.extensions import db
+from app.services.members import join_orgs_by_email_domain
 from app.services.users import sign_in_from_claims
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,14 @@ def callback():
         abort(400, description="Sign-in failed: the identity provider sent no ID token.")
     next_path = safe_next_path(session.get(_NEXT_KEY))
     user = sign_in_from_claims(issuer, claims)
+    joined = [org.name for org in join_orgs_by_email_domain(user)]
     db.session.commit()
     # A new session for the signed-in user: nothing from before sign-in carries over.
     session.clear()
     login_user(user)
     session.permanent = True
+    for name in joined:
+        flash(f"You joined {name}: your email domain is allowed there.", "info")
     return redirect(next_path or url_for("orgs.home"))
 
 

@@ -1,7 +1,8 @@
-"""Organisations: the landing page, the list of my orgs, and creating one."""
+"""Organisations: the org list, members, invitations, settings and the audit log."""
 
 from flask import Blueprint
 
 bp = Blueprint("orgs", __name__)
 
-from app.blueprints.orgs import views  # noqa: E402,F401  (views register routes on bp)
+# The view modules register their routes on bp.
+from app.blueprints.orgs import invitations, members, settings, views  # noqa: E402,F401

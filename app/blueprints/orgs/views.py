@@ -51,3 +51,18 @@ def create():
     if is_partial_request():
         return "", 204, {"HX-Redirect": destination}
     return redirect(destination)
+
+
+@bp.app_context_processor
+def org_switcher():
+    """Give every page a way to list the signed-in user's orgs for the header's switcher.
+
+    A function, not a list, so only the pages that show the header run the query.
+    """
+
+    def my_memberships():
+        if not current_user.is_authenticated:
+            return []
+        return org_service.memberships_of(current_user)
+
+    return {"my_memberships": my_memberships}

@@ -1,0 +1,144 @@
+"""Views for the members page: listing, role changes, removal and leaving an org."""
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.orgs import bp
+from app.extensions import db
+from app.htmx import is_partial_request, render_page_or_partial
+from app.services import invitations as invitation_service
+from app.services import members as member_service
+from app.services import orgs as org_service
+from app.services.errors import Conflict, DomainError, NotFound
+
+
+def members_context(membership, **extra) -> dict:
+    """What the members page and its fragments need to render."""
+    pending = (
+        invitation_service.pending_invitations(membership)
+        if org_service.has_role(membership, "admin")
+        else []
+    )
+    return {
+        "org": membership.org,
+        "membership": membership,
+        "members": member_service.list_members(membership),
+        "invitations": pending,
+        "can_manage": member_service.can_manage,
+        "assignable_roles": member_service.assignable_roles(membership),
+        "errors": {},
+        "values": {},
+        **extra,
+    }
+
+
+@bp.get("/orgs/<org_slug>/members")
+@login_required
+def members(org_slug: str):
+    """The org's members and, for admins and owners, its pending invitations."""
+    membership = org_service.membership_for(current_user, org_slug)
+    return render_page_or_partial(
+        "orgs/members.html", "orgs/partials/members.html", **members_context(membership)
+    )
+
+
+def _row_or_raise(membership, user_id: int, error: DomainError):
+    """Answer a failed row action: htmx gets the row with the message, others the error page."""
+    db.session.rollback()
+    target = org_service.fresh_membership(membership.org_id, user_id)
+    if not is_partial_request() or target is None or isinstance(error, NotFound):
+        raise error
+    viewer = org_service.fresh_membership(membership.org_id, membership.user_id)
+    if viewer is None:
+        raise error
+    return _render_row(viewer, target, error.status_code, row_error=error.message)
+
+
+def _render_row(viewer, target, status: int = 200, row_error: str | None = None):
+    return (
+        render_template(
+            "orgs/partials/member_row.html",
+            org=viewer.org,
+            membership=viewer,
+            member=target,
+            can_manage=member_service.can_manage,
+            assignable_roles=member_service.assignable_roles(viewer),
+            row_error=row_error,
+        ),
+        status,
+        {"Vary": "HX-Request"},
+    )
+
+
+@bp.post("/orgs/<org_slug>/members/<int:user_id>/role")
+@login_required
+def change_role(org_slug: str, user_id: int):
+    """Change a member's role; htmx gets the updated row."""
+    membership = org_service.membership_for(current_user, org_slug)
+    try:
+        target = member_service.change_role(membership, user_id, request.form.get("role"))
+    except DomainError as error:
+        return _row_or_raise(membership, user_id, error)
+    db.session.commit()
+    members_url = url_for("orgs.members", org_slug=org_slug)
+    if is_partial_request():
+        if user_id == current_user.id:
+            # My own role changed, so what I may do on every row changed: reload the page.
+            return "", 204, {"HX-Redirect": members_url}
+        viewer = org_service.fresh_membership(membership.org_id, current_user.id)
+        return _render_row(viewer, target)
+    flash(f"{target.user.display_name} is now {target.role}.", "info")
+    return redirect(members_url)
+
+
+@bp.delete("/orgs/<org_slug>/members/<int:user_id>")
+@bp.post("/orgs/<org_slug>/members/<int:user_id>/remove")
+@login_required
+def remove_member(org_slug: str, user_id: int):
+    """Remove a member; htmx gets an empty 200 so the row disappears.
+
+    DELETE is what htmx sends; the POST route serves the same button without JavaScript.
+    """
+    membership = org_service.membership_for(current_user, org_slug)
+    try:
+        removed = member_service.remove_member(membership, user_id)
+    except DomainError as error:
+        return _row_or_raise(membership, user_id, error)
+    name = removed.user.display_name
+    db.session.commit()
+    if user_id == current_user.id:
+        destination = url_for("orgs.index")
+        if is_partial_request():
+            return "", 204, {"HX-Redirect": destination}
+        return redirect(destination)
+    if is_partial_request():
+        return "", 200, {"Vary": "HX-Request"}
+    flash(f"{name} was removed.", "info")
+    return redirect(url_for("orgs.members", org_slug=org_slug))
+
+
+@bp.post("/orgs/<org_slug>/leave")
+@login_required
+def leave(org_slug: str):
+    """Leave the org (the last owner cannot) and go back to the org list."""
+    membership = org_service.membership_for(current_user, org_slug)
+    name = membership.org.name
+    try:
+        member_service.leave_org(membership)
+    except Conflict as error:
+        if not is_partial_request():
+            raise
+        # htmx swaps this answer into the page: say why next to the button, not a whole page.
+        return (
+            render_template(
+                "orgs/partials/leave_form.html", org=membership.org, leave_error=error.message
+            ),
+            error.status_code,
+            {"Vary": "HX-Request"},
+        )
+    db.session.commit()
+    flash(f"You left {name}.", "info")
+    destination = url_for("orgs.index")
+    if is_partial_request():
+        return "", 204, {"HX-Redirect": destination}
+    return redirect(destination)

@@ -1,0 +1,57 @@
+"""Helpers for the org, member and invitation tests: look-ups and whole-database snapshots."""
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Membership, Org, User
+from tests.conftest import csrf_token
+
+HX = {"HX-Request": "true"}
+
+
+def user_id(app, sub: str) -> int:
+    """The id of the user who signed in as `sub`."""
+    with app.app_context():
+        return db.session.execute(select(User.id).filter_by(oidc_subject=sub)).scalar_one()
+
+
+def role_of(app, org_slug: str, sub: str) -> str | None:
+    """The role `sub` holds in the org, or None if they are not a member."""
+    with app.app_context():
+        return db.session.execute(
+            select(Membership.role)
+            .join(Membership.org)
+            .join(Membership.user)
+            .filter(Org.slug == org_slug, User.oidc_subject == sub)
+        ).scalar_one_or_none()
+
+
+def owner_count(app, org_slug: str) -> int:
+    with app.app_context():
+        return db.session.execute(
+            select(db.func.count(Membership.id))
+            .join(Membership.org)
+            .filter(Org.slug == org_slug, Membership.role == "owner")
+        ).scalar_one()
+
+
+def snapshot(app) -> dict[str, list[tuple]]:
+    """Every row of every table, to show that a refused request changed nothing."""
+    with app.app_context(), db.engine.connect() as connection:
+        return {
+            table.name: sorted(
+                (tuple(str(value) for value in row) for row in connection.execute(table.select())),
+            )
+            for table in db.metadata.sorted_tables
+        }
+
+
+def post_form(client, path: str, data: dict | None = None, headers: dict | None = None):
+    """POST a form with this client's CSRF token, as the page's form would."""
+    token = csrf_token(client)
+    return client.post(path, data={**(data or {}), "csrf_token": token}, headers=headers)
+
+
+def delete(client, path: str, headers: dict | None = None):
+    """DELETE as htmx does: no form fields, the CSRF token in the X-CSRFToken header."""
+    return client.delete(path, headers={**(headers or {}), "X-CSRFToken": csrf_token(client)})

@@ -1,0 +1,200 @@
+"""Org administration: settings (rename, auto-join domain, delete), the audit log, the switcher."""
+
+import re
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEvent, Membership, Org
+from tests.conftest import create_org_as
+from tests.org_helpers import HX, post_form, role_of, snapshot
+
+
+def save_settings(client, name="Acme", domain="", headers=None):
+    return post_form(
+        client, "/orgs/acme/settings", {"name": name, "allowed_email_domain": domain}, headers
+    )
+
+
+def org_row(app, slug="acme"):
+    with app.app_context():
+        return db.session.execute(db.select(Org).filter_by(slug=slug)).scalar_one_or_none()
+
+
+def test_owner_renames_the_org_and_the_slug_stays(app, org_team):
+    response = save_settings(org_team["owner"], name="Acme Rockets")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/orgs/acme/settings"
+    assert org_row(app).name == "Acme Rockets"
+    assert "Acme Rockets" in org_team["member"].get("/orgs/acme/links").get_data(as_text=True)
+
+
+def test_htmx_settings_save_gets_the_form_with_a_confirmation(org_team):
+    response = save_settings(org_team["owner"], name="Acme Rockets", headers=HX)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<form id="settings-form"')
+    assert "Settings saved." in page
+
+
+def test_admin_sees_settings_but_cannot_change_them(app, org_team):
+    page = org_team["admin"].get("/orgs/acme/settings").get_data(as_text=True)
+    assert "Only owners can change these settings." in page
+    assert "<fieldset disabled" in page
+    assert "Delete organisation" not in page
+    before = snapshot(app)
+    assert save_settings(org_team["admin"], name="Hijacked").status_code == 403
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "domain", "field", "message"),
+    [
+        ("", "", "name", "Give the organisation a name."),
+        ("x" * 101, "", "name", "100 characters or fewer"),
+        ("Acme", "not a domain", "allowed_email_domain", "Enter a domain like acme.com"),
+        ("Acme", "localhost", "allowed_email_domain", "Enter a domain like acme.com"),
+        ("Acme", "ada@acme.com", "allowed_email_domain", "Enter a domain like acme.com"),
+        ("Acme", "-acme.com", "allowed_email_domain", "Enter a domain like acme.com"),
+    ],
+)
+def test_invalid_settings_are_refused_inline(app, org_team, name, domain, field, message):
+    before = snapshot(app)
+    response = save_settings(org_team["owner"], name=name, domain=domain, headers=HX)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f'id="{field}-error">' in page
+    assert message in page
+    assert snapshot(app) == before
+
+
+def test_owner_sets_and_clears_the_allowed_domain(app, org_team):
+    save_settings(org_team["owner"], domain="  @Acme.COM ")
+    assert org_row(app).allowed_email_domain == "acme.com"
+    save_settings(org_team["owner"], domain="")
+    assert org_row(app).allowed_email_domain is None
+
+
+def test_verified_email_at_the_allowed_domain_joins_as_member(app, org_team, signed_in_client):
+    save_settings(org_team["owner"], domain="acme.com")
+    newcomer = signed_in_client("newcomer", email="Newcomer@ACME.com", email_verified=True)
+    assert role_of(app, "acme", "newcomer") == "member"
+    assert newcomer.get("/orgs/acme/links").status_code == 200
+
+
+def test_auto_join_says_so_after_sign_in(app, org_team, client, sign_in):
+    save_settings(org_team["owner"], domain="acme.com")
+    sign_in("newcomer", email="newcomer@acme.com")
+    assert "You joined Acme" in client.get("/orgs").get_data(as_text=True)
+
+
+def test_unverified_email_at_the_allowed_domain_does_not_join(app, org_team, signed_in_client):
+    save_settings(org_team["owner"], domain="acme.com")
+    newcomer = signed_in_client("newcomer", email="newcomer@acme.com", email_verified=False)
+    assert role_of(app, "acme", "newcomer") is None
+    assert newcomer.get("/orgs/acme/links").status_code == 404
+
+
+@pytest.mark.parametrize("email", ["eve@evil-acme.com", "eve@mail.acme.com", "eve@acme.com.evil"])
+def test_only_the_exact_domain_joins(app, org_team, signed_in_client, email):
+    save_settings(org_team["owner"], domain="acme.com")
+    signed_in_client("eve", email=email)
+    assert role_of(app, "acme", "eve") is None
+
+
+def test_auto_join_keeps_an_existing_role(app, org_team, signed_in_client):
+    save_settings(org_team["owner"], domain="example.com")
+    signed_in_client("admin")
+    assert role_of(app, "acme", "admin") == "admin"
+
+
+def test_auto_join_is_audited(app, org_team, signed_in_client):
+    save_settings(org_team["owner"], domain="acme.com")
+    signed_in_client("newcomer", email="newcomer@acme.com")
+    with app.app_context():
+        events = [
+            (event.actor.oidc_subject, event.action, event.target, event.details)
+            for event in db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id)).scalars()
+        ]
+    assert events == [
+        ("owner", "org.email_domain_changed", "acme.com", '{"from": null, "to": "acme.com"}'),
+        ("newcomer", "member.auto_joined", "newcomer@acme.com", '{"domain": "acme.com"}'),
+    ]
+
+
+def test_owner_deletes_the_org_after_typing_its_name(app, org_team):
+    response = post_form(org_team["owner"], "/orgs/acme/delete", {"confirm_name": "Acme"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/orgs"
+    assert org_row(app) is None
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count(Membership.id))).scalar_one() == 0
+        event = db.session.execute(db.select(AuditEvent)).scalar_one()
+        assert (event.org_id, event.action, event.target) == (None, "org.deleted", "Acme")
+    assert org_team["member"].get("/orgs/acme/links").status_code == 404
+
+
+@pytest.mark.parametrize("typed", ["", "acme", "Acme Inc", "ACME"])
+def test_delete_with_the_wrong_name_is_refused_inline(app, org_team, typed):
+    before = snapshot(app)
+    response = post_form(org_team["owner"], "/orgs/acme/delete", {"confirm_name": typed}, HX)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<form id="delete-org-form"')
+    assert 'id="confirm_name-error">Type the organisation' in page
+    assert snapshot(app) == before
+
+
+def test_admin_cannot_delete_the_org(app, org_team):
+    before = snapshot(app)
+    response = post_form(org_team["admin"], "/orgs/acme/delete", {"confirm_name": "Acme"})
+    assert response.status_code == 403
+    assert snapshot(app) == before
+
+
+def test_audit_log_shows_who_did_what_to_whom(app, org_team):
+    save_settings(org_team["owner"], name="Acme Rockets")
+    page = org_team["admin"].get("/orgs/acme/audit").get_data(as_text=True)
+    assert "org.renamed" in page
+    assert "Owner" in page
+    assert "from: Acme, to: Acme Rockets" in page
+
+
+def test_audit_log_shows_a_cleared_domain_as_none(org_team):
+    save_settings(org_team["owner"], domain="acme.com")
+    save_settings(org_team["owner"], domain="")
+    page = org_team["owner"].get("/orgs/acme/audit").get_data(as_text=True)
+    assert "from: acme.com, to: (none)" in page
+
+
+def test_audit_log_is_hidden_from_members(org_team):
+    response = org_team["member"].get("/orgs/acme/audit")
+    assert response.status_code == 403
+
+
+def test_audit_log_shows_only_this_orgs_events(app, org_team, signed_in_client):
+    other = signed_in_client("other-owner")
+    create_org_as(other, "Other")
+    post_form(other, "/orgs/other/settings", {"name": "Other Secret", "allowed_email_domain": ""})
+    page = org_team["owner"].get("/orgs/acme/audit").get_data(as_text=True)
+    assert "Other Secret" not in page
+    assert "Nothing has been recorded yet." in page
+
+
+def test_switcher_lists_my_orgs_when_i_am_in_several(org_team):
+    create_org_as(org_team["member"], "Side Project")
+    page = org_team["member"].get("/orgs/acme/members").get_data(as_text=True)
+    assert 'data-testid="org-switcher"' in page
+    assert 'href="/orgs/side-project/links"' in page
+    assert re.search(r'href="/orgs/acme/links" dir="ltr"\s+aria-current="page"', page)
+
+
+def test_no_switcher_for_people_in_one_org(org_team):
+    page = org_team["member"].get("/orgs/acme/members").get_data(as_text=True)
+    assert 'data-testid="org-switcher"' not in page
+
+
+def test_switching_org_is_remembered(org_team):
+    create_org_as(org_team["member"], "Side Project")
+    org_team["member"].get("/orgs/acme/links")
+    assert org_team["member"].get("/").headers["Location"] == "/orgs/acme/links"
