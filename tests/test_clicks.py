@@ -12,11 +12,10 @@ from app.extensions import db
 from app.models import Click, Link
 from app.services.clicks import (
     describe_visit,
-    link_is_exhausted,
-    link_is_expired,
     record_click,
     visitor_hash_key,
 )
+from app.services.links import is_expired
 from tests.click_factories import CHROME_ON_WINDOWS, HUMAN, make_link
 
 KEY = visitor_hash_key("test-secret-key-that-is-long-enough-0123456789")
@@ -285,24 +284,22 @@ def test_concurrent_clicks_are_all_counted(app, postgres_only):
 def test_a_link_with_max_clicks_is_exhausted_once_reached(app):
     with app.app_context():
         link = make_link(max_clicks=2, click_count=1)
-        assert link_is_exhausted(link) is False
+        assert is_expired(link, NOW) is False
         link.click_count = 2
-        assert link_is_exhausted(link) is True
-        assert link_is_expired(link, NOW) is True
+        assert is_expired(link, NOW) is True
 
 
 def test_a_link_without_limits_never_expires(app):
     with app.app_context():
         link = make_link()
-        assert link_is_exhausted(link) is False
-        assert link_is_expired(link, NOW + timedelta(days=3650)) is False
+        assert is_expired(link, NOW + timedelta(days=3650)) is False
 
 
 def test_a_link_expires_at_its_expiry_time(app):
     with app.app_context():
         link = make_link(expires_at=NOW)
-        assert link_is_expired(link, NOW - timedelta(seconds=1)) is False
-        assert link_is_expired(link, NOW) is True
+        assert is_expired(link, NOW - timedelta(seconds=1)) is False
+        assert is_expired(link, NOW) is True
 
 
 def test_no_country_header_is_trusted_unless_configured(monkeypatch):

@@ -203,15 +203,3 @@ def record_click(link_id: int, details: VisitDetails, *, is_internal: bool, now:
         )
         return False
     return True
-
-
-def link_is_exhausted(link: Link) -> bool:
-    """Tell whether the link has used up its maximum number of clicks."""
-    return link.max_clicks is not None and link.click_count >= link.max_clicks
-
-
-def link_is_expired(link: Link, now: datetime) -> bool:
-    """Tell whether the link no longer redirects: its expiry date passed or its clicks ran out."""
-    if link.expires_at is not None and now >= link.expires_at:
-        return True
-    return link_is_exhausted(link)

@@ -49,6 +49,7 @@ class Resolution:
     outcome: str
     destination: str | None = None
     link_id: int | None = None
+    org_id: int | None = None
     problem: str | None = None
 
 
@@ -266,7 +267,7 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime) -> Resolution
         )
     except InvalidInput as error:
         return Resolution("unsafe", link_id=link.id, problem=error.message)
-    return Resolution("redirect", destination=destination, link_id=link.id)
+    return Resolution("redirect", destination=destination, link_id=link.id, org_id=link.org_id)
 
 
 def clean_title(raw: str | None) -> str | None:

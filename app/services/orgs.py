@@ -83,6 +83,16 @@ def membership_for(user: User, org_slug: str) -> Membership:
     return membership
 
 
+def is_member(user_id: int, org_id: int) -> bool:
+    """Tell whether the user belongs to the org."""
+    return (
+        db.session.execute(
+            db.select(Membership.id).filter_by(user_id=user_id, org_id=org_id)
+        ).first()
+        is not None
+    )
+
+
 def remember_last_org(user: User, org: Org) -> None:
     """Record the org the user last worked in, for `GET /` to return to."""
     if user.last_org_id != org.id:

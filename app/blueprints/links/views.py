@@ -7,12 +7,14 @@ with the page that includes it (DESIGN.md section 6).
 from urllib.parse import urlsplit
 
 from flask import (
+    Response,
     current_app,
     flash,
     make_response,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -21,10 +23,13 @@ from app.blueprints.links import bp
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
 from app.models import utcnow
-from app.services import destinations, slugs
+from app.services import analytics, destinations, slugs
 from app.services import links as link_service
 from app.services import orgs as org_service
+from app.services.charts import bar_chart
 from app.services.errors import DomainError
+from app.services.exports import CSV_CONTENT_TYPE, clicks_csv_rows, csv_lines, links_csv_rows
+from app.services.qr import qr_data_uri, qr_download_headers, qr_svg
 
 
 @bp.before_request
@@ -36,13 +41,15 @@ def refuse_signed_out_fragments():
     return None
 
 
+def short_base_url() -> str:
+    """Where short links are served: SHORT_BASE_URL, else this app's own host."""
+    return current_app.config.get("SHORT_BASE_URL") or request.host_url.rstrip("/")
+
+
 @bp.app_template_global()
 def short_url(slug: str) -> str:
-    """The full short URL people share: SHORT_BASE_URL/<slug>, else our own redirect URL."""
-    base = current_app.config.get("SHORT_BASE_URL")
-    if base:
-        return f"{base}/{slug}"
-    return url_for("redirects.follow", slug=slug, _external=True)
+    """The full short URL people share."""
+    return f"{short_base_url()}/{slug}"
 
 
 bp.add_app_template_filter(destinations.safe_href, "safe_href")
@@ -167,6 +174,15 @@ def create(org_slug: str):
 def show(org_slug: str, slug: str):
     """One link: its row, details and history (htmx gets just the row)."""
     membership, link = _load(org_slug, slug)
+    if is_partial_request():
+        return render_page_or_partial(
+            "links/show.html",
+            "links/partials/row.html",
+            membership=membership,
+            link=link,
+            now=utcnow(),
+        )
+    short = short_url(link.slug)
     return render_page_or_partial(
         "links/show.html",
         "links/partials/row.html",
@@ -175,7 +191,80 @@ def show(org_slug: str, slug: str):
         link=link,
         changes=link_service.history(link),
         now=utcnow(),
+        short_url_value=short,
+        qr_data_uri=qr_data_uri(short),
+        qr_download_url=url_for("links.qr", org_slug=org_slug, slug=link.slug),
+        **_stats_context(org_slug, link),
     )
+
+
+def _stats_context(org_slug: str, link) -> dict:
+    """What the stats fragment needs, for the range and scope the query string asks for."""
+    stats = analytics.link_stats(
+        link.id,
+        analytics.parse_range(request.args.get("range")),
+        include_internal=request.args.get("internal") == "1",
+        now=utcnow(),
+    )
+    return {
+        "stats": stats,
+        "chart": bar_chart(stats.series, hourly=stats.hourly),
+        "stats_url": url_for("links.stats", org_slug=org_slug, slug=link.slug),
+    }
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/stats")
+@login_required
+def stats(org_slug: str, slug: str):
+    """A link's click statistics for one range: the fragment for htmx, else the link page."""
+    _membership, link = _load(org_slug, slug)
+    if not is_partial_request():
+        # The full-page twin is the link page, which includes this fragment.
+        return _varies(
+            redirect(url_for("links.show", org_slug=org_slug, slug=link.slug, **request.args))
+        )
+    body = render_template("links/partials/stats.html", **_stats_context(org_slug, link))
+    return body, 200, {"Vary": "HX-Request"}
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/clicks")
+@login_required
+def click_count(org_slug: str, slug: str):
+    """The link's current click total, which each dashboard row polls for."""
+    _membership, link = _load(org_slug, slug)
+    return str(link.click_count), 200, {"Cache-Control": "no-store", "Content-Type": "text/plain"}
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/qr.svg")
+@login_required
+def qr(org_slug: str, slug: str):
+    """Download the QR code of the link's short URL as SVG."""
+    _membership, link = _load(org_slug, slug)
+    return qr_svg(short_url(link.slug)), 200, qr_download_headers(link.slug)
+
+
+@bp.get("/orgs/<org_slug>/links.csv")
+@login_required
+def links_csv(org_slug: str):
+    """Export the org's links as CSV, streamed."""
+    membership = org_service.membership_for(current_user, org_slug)
+    rows = links_csv_rows(membership.org_id, short_base_url())
+    return _csv_download(rows, f"{org_slug}-links.csv")
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/clicks.csv")
+@login_required
+def clicks_csv(org_slug: str, slug: str):
+    """Export one link's clicks as CSV, one row per click and never an IP address."""
+    _membership, link = _load(org_slug, slug)
+    return _csv_download(clicks_csv_rows(link.id), f"{org_slug}-{link.slug}-clicks.csv")
+
+
+def _csv_download(rows, filename: str) -> Response:
+    response = Response(stream_with_context(csv_lines(rows)), mimetype=CSV_CONTENT_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/orgs/<org_slug>/links/<slug>/edit")
