@@ -220,3 +220,12 @@ class AuditEvent(db.Model):
     details: Mapped[str | None] = mapped_column(Text)
 
     actor: Mapped[User | None] = relationship()
+
+
+class RetiredSlug(db.Model):
+    """A slug whose link went with its deleted org; kept so it is never handed out again."""
+
+    __tablename__ = "retired_slugs"
+
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

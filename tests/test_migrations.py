@@ -19,6 +19,7 @@ APP_TABLES = {
     "clicks",
     "invitations",
     "audit_events",
+    "retired_slugs",
 }
 
 
@@ -45,6 +46,16 @@ def test_upgrade_downgrade_upgrade(empty_db_app):
     assert table_names() & APP_TABLES == set()
     upgrade()
     assert table_names() >= APP_TABLES
+
+
+def test_migrations_have_a_single_head(empty_db_app):
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Config
+
+    directory = empty_db_app.extensions["migrate"].directory
+    config = Config()
+    config.set_main_option("script_location", directory)
+    assert len(ScriptDirectory.from_config(config).get_heads()) == 1
 
 
 def test_models_and_migrations_do_not_drift(empty_db_app):

@@ -134,6 +134,22 @@ def test_owner_deletes_the_org_after_typing_its_name(app, org_team):
     assert org_team["member"].get("/orgs/acme/links").status_code == 404
 
 
+def test_deleting_an_org_keeps_its_link_slugs_retired(app, org_team, signed_in_client):
+    from tests.conftest import create_org_as
+    from tests.link_helpers import create_link, post_link
+
+    create_link(org_team["owner"], "acme", "launch", "https://acme.example/launch")
+    post_form(org_team["owner"], "/orgs/acme/delete", {"confirm_name": "Acme"})
+    assert app.test_client().get("/launch").status_code == 410
+
+    newcomer = signed_in_client("newcomer")
+    other = create_org_as(newcomer, "Other")
+    response = post_link(newcomer, other, "https://evil.example/", slug="launch")
+    assert response.status_code == 409
+    assert "retired" in response.get_data(as_text=True)
+    assert app.test_client().get("/launch").status_code == 410
+
+
 @pytest.mark.parametrize("typed", ["", "acme", "Acme Inc", "ACME"])
 def test_delete_with_the_wrong_name_is_refused_inline(app, org_team, typed):
     before = snapshot(app)

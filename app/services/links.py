@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Link, LinkChange, Membership, Org, User
+from app.models import Link, LinkChange, Membership, Org, RetiredSlug, User
 from app.services import slugs
 from app.services.destinations import validate_destination
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
@@ -127,7 +127,7 @@ def create_link(
         return link
     for _ in range(RANDOM_SLUG_ATTEMPTS):
         candidate = slugs.generate_slug()
-        if candidate in reserved:
+        if candidate in reserved or db.session.get(RetiredSlug, candidate) is not None:
             continue
         link = Link(slug=candidate, **fields)
         if _insert(link):
@@ -253,6 +253,9 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime) -> Resolution
         .filter(Link.slug == slug.lower())
     ).first()
     if row is None:
+        # A slug retired with its deleted org is gone, not unknown.
+        if db.session.get(RetiredSlug, slug.lower()) is not None:
+            return Resolution("deleted")
         return Resolution("unknown")
     link, allow_private = row
     if link.deleted_at is not None:
@@ -370,11 +373,13 @@ def _record_change(link: Link, user: User, field: str, old, new) -> None:
 
 
 def _refuse_used_slug(slug: str) -> None:
-    """Raise Conflict if any link, in any org, live or deleted, has this slug."""
+    """Raise Conflict if any link, in any org, live or deleted, has this slug, or had it
+    before its org was deleted."""
     deleted_at = db.session.execute(db.select(Link.deleted_at).filter(Link.slug == slug)).first()
-    if deleted_at is None:
+    retired = db.session.get(RetiredSlug, slug) is not None
+    if deleted_at is None and not retired:
         return
-    if deleted_at[0] is not None:
+    if retired or deleted_at[0] is not None:
         raise Conflict(
             f"“{slug}” belonged to a deleted link and is retired, so old copies of it "
             "can not lead somewhere new. Choose another.",

@@ -3,7 +3,7 @@
 import re
 
 from app.extensions import db
-from app.models import Membership
+from app.models import Link, Membership, RetiredSlug, UTCDateTime, utcnow
 from app.services import audit
 from app.services.errors import InvalidInput
 from app.services.orgs import clean_org_name, lock_org, require_role
@@ -76,6 +76,14 @@ def delete_org(actor: Membership, confirmation: str | None) -> str:
         )
     name = org.name
     audit.record(org, actor.user, "org.deleted", name, slug=org.slug)
-    # Memberships, invitations and links go with it (ON DELETE CASCADE in the database).
+    # Links go with the org (ON DELETE CASCADE), but their slugs stay retired: printed
+    # copies of them must never lead to whoever registers the slug next.
+    db.session.execute(
+        db.insert(RetiredSlug).from_select(
+            ["slug", "retired_at"],
+            db.select(Link.slug, db.literal(utcnow(), UTCDateTime)).filter(Link.org_id == org.id),
+        )
+    )
+    # Memberships and invitations go with it too (ON DELETE CASCADE in the database).
     db.session.delete(org)
     return name
