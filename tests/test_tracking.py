@@ -290,6 +290,11 @@ def test_clicks_csv_has_one_row_per_click_and_no_ip(app, org_team, acme, sale):
     assert "203.0.113.99" not in response.get_data(as_text=True)
 
 
+def test_dashboard_offers_the_links_export(org_team, acme):
+    page = org_team["member"].get(f"/orgs/{acme}/links").get_data(as_text=True)
+    assert f'href="/orgs/{acme}/links.csv" download' in page
+
+
 def test_links_csv_escapes_formulas(app, org_team, acme):
     create_link(
         org_team["owner"], acme, "evil", "https://example.com/", title='=HYPERLINK("http://x","y")'
