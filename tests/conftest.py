@@ -7,6 +7,8 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -287,3 +289,19 @@ def org_team(signed_in_client, grant_role):
     grant_role(slug, "admin", "admin")
     grant_role(slug, "member", "member")
     return {"slug": slug, "owner": owner, "admin": admin, "member": member, "outsider": outsider}
+
+
+def run_at_once(*calls: Callable[[], object], timeout: float = 30) -> list:
+    """Run each call in its own thread, released together by a barrier; return their results.
+
+    An exception raised in any thread fails the test here, instead of vanishing with the thread.
+    """
+    barrier = threading.Barrier(len(calls))
+
+    def released(call):
+        barrier.wait(timeout)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(released, call) for call in calls]
+        return [future.result(timeout) for future in futures]

@@ -2,7 +2,6 @@
 
 import dataclasses
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from app.services.clicks import (
 )
 from app.services.links import is_expired
 from tests.click_factories import CHROME_ON_WINDOWS, HUMAN, make_link
+from tests.conftest import run_at_once
 
 KEY = visitor_hash_key("test-secret-key-that-is-long-enough-0123456789")
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
@@ -260,22 +260,15 @@ def test_record_click_returns_false_when_the_connection_is_gone(app, caplog):
 def test_concurrent_clicks_are_all_counted(app, postgres_only):
     with app.app_context():
         link_id = make_link().id
-    failures = []
 
     def click_fifty_times():
         with app.app_context():
-            for _ in range(50):
-                if not record_click(link_id, HUMAN, is_internal=False, now=NOW):
-                    failures.append(1)
+            return [record_click(link_id, HUMAN, is_internal=False, now=NOW) for _ in range(50)]
 
-    threads = [threading.Thread(target=click_fifty_times) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(*[click_fifty_times] * 8)
 
     with app.app_context():
-        assert failures == []
+        assert results == [[True] * 50] * 8
         assert db.session.get(Link, link_id).click_count == 400
         count = db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
         assert db.session.execute(count).scalar_one() == 400

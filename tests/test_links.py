@@ -2,7 +2,6 @@
 in both shapes (htmx fragment and full page)."""
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from app.extensions import db
 from app.models import Link, LinkChange, Org, utcnow
 from app.services import slugs as slug_service
-from tests.conftest import create_org_as, csrf_token
+from tests.conftest import create_org_as, csrf_token, run_at_once
 from tests.link_helpers import (
     HX,
     create_link,
@@ -259,26 +258,14 @@ def test_giving_up_on_random_slugs_answers_503_and_writes_nothing(app, owner, ac
 
 
 def test_two_people_racing_for_one_slug_leave_exactly_one_link(app, org_team, acme, postgres_only):
-    barrier = threading.Barrier(2)
-    statuses = []
     clients = [org_team["owner"], org_team["member"]]
     tokens = [csrf_token(client, dashboard_path(acme)) for client in clients]
 
     def create(client, token):
-        barrier.wait()
-        response = client.post(
-            dashboard_path(acme),
-            data={"url": "https://example.com/race", "slug": "launch", "csrf_token": token},
-        )
-        statuses.append(response.status_code)
+        data = {"url": "https://example.com/race", "slug": "launch", "csrf_token": token}
+        return lambda: client.post(dashboard_path(acme), data=data).status_code
 
-    threads = [
-        threading.Thread(target=create, args=pair) for pair in zip(clients, tokens, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    statuses = run_at_once(*(create(c, t) for c, t in zip(clients, tokens, strict=True)))
     assert sorted(statuses) == [302, 409]
     assert link_count(app) == 1
 
@@ -287,27 +274,20 @@ def test_deleting_and_deactivating_at_once_ends_deleted_without_errors(
     app, org_team, acme, postgres_only
 ):
     create_link(org_team["owner"], acme, "contested")
-    barrier = threading.Barrier(2)
-    statuses = {}
     actions = [
         ("delete", org_team["admin"], "DELETE", f"/orgs/{acme}/links/contested"),
         ("deactivate", org_team["owner"], "POST", f"/orgs/{acme}/links/contested/deactivate"),
     ]
     tokens = [csrf_token(client, dashboard_path(acme)) for _, client, _, _ in actions]
 
-    def act(name, client, method, path, token):
-        barrier.wait()
+    def act(client, method, path, token):
         headers = {**HX, "X-CSRFToken": token}
-        statuses[name] = client.open(path, method=method, headers=headers).status_code
+        return lambda: client.open(path, method=method, headers=headers).status_code
 
-    threads = [
-        threading.Thread(target=act, args=(*action, token))
-        for action, token in zip(actions, tokens, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    delete_status, deactivate_status = run_at_once(
+        *(act(*action[1:], token) for action, token in zip(actions, tokens, strict=True))
+    )
+    statuses = {"delete": delete_status, "deactivate": deactivate_status}
     assert statuses["delete"] == 200
     assert statuses["deactivate"] in (200, 404)
     assert link_row(app, "contested").deleted_at is not None

@@ -1,12 +1,10 @@
 """The members page: who is in the org, changing roles, removing people, leaving, last owner."""
 
-import threading
-
 import pytest
 
 from app.extensions import db
 from app.models import AuditEvent
-from tests.conftest import create_org_as, csrf_token
+from tests.conftest import create_org_as, csrf_token, run_at_once
 from tests.org_helpers import HX, delete, owner_count, post_form, role_of, snapshot, user_id
 
 
@@ -258,25 +256,16 @@ def test_role_changes_and_removals_are_audited(app, org_team):
     ]
 
 
-def concurrently(app, requests: list[tuple]) -> list[int]:
+def concurrently(requests: list[tuple]) -> list[int]:
     """POST each (browser, path, form) in its own thread, all released at once; the statuses."""
     tokens = [csrf_token(browser) for browser, _, _ in requests]
-    barrier = threading.Barrier(len(requests))
-    statuses = []
 
     def send(browser, path, form, token):
-        with app.app_context():
-            barrier.wait(timeout=10)
-            statuses.append(browser.post(path, data={**form, "csrf_token": token}).status_code)
+        return lambda: browser.post(path, data={**form, "csrf_token": token}).status_code
 
-    threads = [
-        threading.Thread(target=send, args=(*request, token))
-        for request, token in zip(requests, tokens, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    statuses = run_at_once(
+        *(send(*request, token) for request, token in zip(requests, tokens, strict=True))
+    )
     return sorted(statuses)
 
 
@@ -293,7 +282,6 @@ def duo(app, postgres_only, signed_in_client, grant_role):
 def test_last_two_owners_stepping_down_at_once_leave_one_owner(app, duo):
     slug = duo["slug"]
     statuses = concurrently(
-        app,
         [
             (duo[sub], f"/orgs/{slug}/members/{user_id(app, sub)}/role", {"role": "admin"})
             for sub in ("alice", "bob")
@@ -307,7 +295,6 @@ def test_last_two_owners_stepping_down_at_once_leave_one_owner(app, duo):
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, duo):
     slug = duo["slug"]
     statuses = concurrently(
-        app,
         [
             (duo["alice"], f"/orgs/{slug}/members/{user_id(app, 'bob')}/role", {"role": "admin"}),
             (duo["bob"], f"/orgs/{slug}/members/{user_id(app, 'alice')}/role", {"role": "admin"}),

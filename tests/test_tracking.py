@@ -2,7 +2,6 @@
 
 import csv
 import io
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from app.extensions import db
 from app.models import Click, utcnow
 from tests.click_factories import CHROME_ON_WINDOWS
+from tests.conftest import run_at_once
 from tests.link_helpers import HX, create_link, link_row, mutate, update_row
 
 SLACKBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
@@ -152,27 +152,14 @@ def test_a_failed_click_write_still_redirects_and_is_logged(app, sale, caplog):
 
 def test_concurrent_redirects_are_counted_exactly(app, sale):
     threads, per_thread = 4, 25
-    barrier = threading.Barrier(threads)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
     def follow_many(index: int):
+        headers = {"User-Agent": CHROME_ON_WINDOWS, "X-Forwarded-For": f"198.51.100.{index}"}
         client = app.test_client()
-        barrier.wait()
-        for _n in range(per_thread):
-            status = client.get(
-                "/sale",
-                headers={"User-Agent": CHROME_ON_WINDOWS, "X-Forwarded-For": f"198.51.100.{index}"},
-            ).status_code
-            with lock:
-                statuses.append(status)
+        return lambda: [client.get("/sale", headers=headers).status_code for _ in range(per_thread)]
 
-    workers = [threading.Thread(target=follow_many, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert statuses == [302] * threads * per_thread
+    statuses = run_at_once(*(follow_many(i) for i in range(threads)))
+    assert statuses == [[302] * per_thread] * threads
     assert link_row(app, "sale").click_count == threads * per_thread
     assert len(clicks_of(app, "sale")) == threads * per_thread
 
