@@ -8,7 +8,7 @@ IDP_PORT ?= 9400
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format
+.PHONY: help install run test lint format bench
 
 help: ## Show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: $(STAMP) ## Run the whole test suite (set TEST_DATABASE_URL for PostgreSQL
 lint: $(STAMP) ## Check style and common bugs with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+bench: $(STAMP) ## Measure redirect throughput under gunicorn (BENCH_DATABASE_URL for PostgreSQL)
+	$(BIN)/python bench/redirects.py $(BENCH_ARGS)
 
 format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff check --fix .
