@@ -673,7 +673,8 @@ def test_signed_out_htmx_requests_are_sent_to_sign_in_without_data(app, owner, a
     create_link(owner, acme, "guide", "https://example.com/secret-place")
     response = client.get(f"/orgs/{acme}/links/guide", headers=HX)
     assert response.status_code == 401
-    assert response.headers["HX-Redirect"] == "/login"
+    # After signing in, the person comes back to what they were looking at.
+    assert response.headers["HX-Redirect"] == f"/login?next=%2Forgs%2F{acme}%2Flinks%2Fguide"
     assert response.get_data(as_text=True) == ""
     assert client.get(f"/orgs/{acme}/links/guide").status_code == 302
 

@@ -32,15 +32,6 @@ from app.services.exports import CSV_CONTENT_TYPE, clicks_csv_rows, csv_lines, l
 from app.services.qr import qr_data_uri, qr_download_headers, qr_svg
 
 
-@bp.before_request
-def refuse_signed_out_fragments():
-    """Send htmx requests from an expired session to sign in, instead of swapping the
-    sign-in redirect's page into a table row."""
-    if not current_user.is_authenticated and is_partial_request():
-        return "", 401, {"HX-Redirect": url_for("auth.login"), "Vary": "HX-Request"}
-    return None
-
-
 def short_base_url() -> str:
     """Where short links are served: SHORT_BASE_URL, else this app's own host."""
     return current_app.config.get("SHORT_BASE_URL") or request.host_url.rstrip("/")
