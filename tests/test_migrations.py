@@ -1,10 +1,11 @@
-"""Migrations: empty -> head -> base -> head on the run's database kind, and no drift."""
+"""Migrations: empty -> head -> base -> head on the run's database kind, no drift, and no
+row lost by any step up or down."""
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app import create_app
 from app.extensions import db
@@ -64,3 +65,52 @@ def test_models_and_migrations_do_not_drift(empty_db_app):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, db.metadata)
     assert differences == []
+
+
+# Rows a first-release database holds; every later migration must carry them along.
+SEED_SQL = [
+    "INSERT INTO orgs (id, name, slug, created_at) VALUES (1, 'Acme', 'acme', :now)",
+    "INSERT INTO users (id, oidc_issuer, oidc_subject, email, email_verified, created_at)"
+    " VALUES (1, 'https://idp.test', 'ada', 'ada@acme.test', :yes, :now)",
+    "INSERT INTO memberships (id, user_id, org_id, role, created_at)"
+    " VALUES (1, 1, 1, 'owner', :now)",
+    "INSERT INTO links (id, org_id, slug, destination, created_by_id, created_at, updated_at,"
+    " is_active, click_count) VALUES (1, 1, 'launch', 'https://example.com/', 1, :now, :now,"
+    " :yes, 1)",
+    "INSERT INTO clicks (id, link_id, clicked_at, is_bot, is_internal)"
+    " VALUES (1, 1, :now, :no, :no)",
+]
+SEEDED_TABLES = ("orgs", "users", "memberships", "links", "clicks")
+
+
+def row_counts() -> dict[str, int]:
+    with db.engine.connect() as connection:
+        return {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+            for table in SEEDED_TABLES
+        }
+
+
+def test_every_migration_keeps_the_rows_up_and_down(empty_db_app):
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Config
+
+    config = Config()
+    config.set_main_option("script_location", empty_db_app.extensions["migrate"].directory)
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    first, *later = reversed(revisions)
+    upgrade(revision=first)
+    with db.engine.begin() as connection:
+        for statement in SEED_SQL:
+            connection.execute(
+                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
+            )
+    seeded = dict.fromkeys(SEEDED_TABLES, 1)
+    assert row_counts() == seeded
+
+    for revision in later:
+        upgrade(revision=revision)
+        assert row_counts() == seeded, f"rows lost upgrading to {revision}"
+    for revision in reversed([first, *later[:-1]]):
+        downgrade(revision=revision)
+        assert row_counts() == seeded, f"rows lost downgrading to {revision}"
