@@ -71,7 +71,6 @@ class User(UserMixin, db.Model):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id", ondelete="SET NULL"))
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="user")
 

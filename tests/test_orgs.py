@@ -162,3 +162,27 @@ def test_org_list_shows_only_my_orgs(client, sign_in):
 def test_every_member_sees_the_org_dashboard_and_outsiders_do_not(org_team, role):
     assert org_team[role].get("/orgs/acme/links").status_code == 200
     assert org_team["outsider"].get("/orgs/acme/links").status_code == 404
+
+
+def test_the_last_used_org_is_remembered_by_a_cookie_not_a_database_write(app, client, sign_in):
+    sign_in("ada")
+    create_org(client, "First")
+    with app.app_context(), db.engine.connect() as connection:
+        before = [tuple(row) for row in connection.execute(db.text("SELECT * FROM users"))]
+
+    response = client.get("/orgs/first/links")
+
+    assert "linkdeck_last_org=first" in response.headers["Set-Cookie"]
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    with app.app_context(), db.engine.connect() as connection:
+        after = [tuple(row) for row in connection.execute(db.text("SELECT * FROM users"))]
+    assert after == before
+
+
+def test_a_remembered_org_is_opened_only_for_its_members(signed_in_client):
+    other = signed_in_client("bea")
+    create_org(other, "Not Yours")
+    ada = signed_in_client("ada")
+    create_org(ada, "Mine")
+    ada.set_cookie("linkdeck_last_org", "not-yours")
+    assert ada.get("/").headers["Location"] == "/orgs"

@@ -61,6 +61,7 @@ def _locked_pair(actor: Membership, user_id: int) -> tuple[Membership, Membershi
 
 
 def _require_not_last_owner(target: Membership) -> None:
+    """Raise Conflict if the target is the org's only owner."""
     if target.role == "owner" and owner_count(target.org_id) <= 1:
         raise Conflict(LAST_OWNER_MESSAGE)
 
@@ -116,8 +117,6 @@ def leave_org(membership: Membership) -> None:
         raise NotFound("No such organisation.")
     _require_not_last_owner(current)
     audit.record(current.org, current.user, "member.left", _label(current.user), role=current.role)
-    if current.user.last_org_id == current.org_id:
-        current.user.last_org_id = None
     db.session.delete(current)
 
 

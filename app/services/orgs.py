@@ -10,9 +10,15 @@ from app.models import Membership, Org, User
 from app.services.errors import Forbidden, InvalidInput, NotFound
 
 MAX_ORG_NAME_LENGTH = 100
+MAX_ORG_SLUG_LENGTH = 64
 # Higher outranks lower; DESIGN.md section 4 says what each role may do.
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+# What `slugify` and its "-2" suffixes can produce (a cut at 50 characters may end in "-").
+_ORG_SLUG = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{MAX_ORG_SLUG_LENGTH - 1}}}")
+# Control characters, bidi overrides and zero-width marks would let a name disguise itself
+# in the header and the switcher; PostgreSQL text cannot even hold a NUL.
+_FORBIDDEN_NAME_CATEGORIES = {"Cc", "Cf", "Cs", "Co"}
 
 
 def slugify(name: str) -> str:
@@ -30,7 +36,16 @@ def clean_org_name(raw: str | None) -> str:
         raise InvalidInput(
             f"Keep the name to {MAX_ORG_NAME_LENGTH} characters or fewer.", field="name"
         )
+    if any(unicodedata.category(char) in _FORBIDDEN_NAME_CATEGORIES for char in name):
+        raise InvalidInput(
+            "The name contains control or invisible characters; remove them.", field="name"
+        )
     return name
+
+
+def is_org_slug(value: str | None) -> bool:
+    """Tell whether `value` could be an org's slug; nothing else is worth a query."""
+    return bool(value) and _ORG_SLUG.fullmatch(value) is not None
 
 
 def create_org(creator: User, raw_name: str | None) -> Org:
@@ -50,7 +65,6 @@ def create_org(creator: User, raw_name: str | None) -> Org:
         except IntegrityError:
             continue
         db.session.add(Membership(user=creator, org=org, role="owner"))
-        creator.last_org_id = org.id
         return org
     raise InvalidInput("Too many organisations share that name; choose another.", field="name")
 
@@ -71,8 +85,11 @@ def membership_for(user: User, org_slug: str) -> Membership:
     """The user's membership in the org with this slug.
 
     Raises NotFound both when the org does not exist and when the user is not a member,
-    so outsiders cannot learn which orgs exist.
+    so outsiders cannot learn which orgs exist. A value no slug can take (a NUL byte, a
+    space, a capital) is refused before the query: PostgreSQL would fail on some of them.
     """
+    if not is_org_slug(org_slug):
+        raise NotFound("No such organisation.")
     membership = db.session.execute(
         db.select(Membership)
         .join(Membership.org)
@@ -93,20 +110,14 @@ def is_member(user_id: int, org_id: int) -> bool:
     )
 
 
-def remember_last_org(user: User, org: Org) -> None:
-    """Record the org the user last worked in, for `GET /` to return to."""
-    if user.last_org_id != org.id:
-        user.last_org_id = org.id
-
-
-def landing_org(user: User) -> Org | None:
+def landing_org(user: User, last_org_slug: str | None) -> Org | None:
     """The org to open for a signed-in user: the last used one if still a member, else none."""
-    if user.last_org_id is None:
+    if not is_org_slug(last_org_slug):
         return None
     return db.session.execute(
         db.select(Org)
         .join(Membership)
-        .filter(Org.id == user.last_org_id, Membership.user_id == user.id)
+        .filter(Org.slug == last_org_slug, Membership.user_id == user.id)
     ).scalar_one_or_none()
 
 
