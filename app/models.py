@@ -1,13 +1,14 @@
 """Typed database models: users, orgs, memberships, invitations, audit events,
 links, their history and clicks."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -39,6 +40,7 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Refuse naive datetimes and store aware ones in UTC."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -46,6 +48,7 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
     def process_result_value(self, value, dialect):
+        """Hand back an aware UTC datetime, whatever the database returned."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -55,6 +58,9 @@ class UTCDateTime(TypeDecorator):
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntegerPK = BigInteger().with_variant(Integer(), "sqlite")
+# The largest value of an INTEGER column on PostgreSQL (ids, click limits): a larger number
+# from a form, a path or a cursor was never stored, and the database would refuse it.
+MAX_INTEGER = 2**31 - 1
 
 ROLES = ("owner", "admin", "member")
 
@@ -176,9 +182,22 @@ class Click(db.Model):
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     is_internal: Mapped[bool] = mapped_column(Boolean, default=False)
     country: Mapped[str | None] = mapped_column(String(2))
-    # A keyed hash of IP and user agent with a daily salt: counts unique visitors
+    # A hash of IP and user agent keyed with the day's VisitorSalt: counts unique visitors
     # without ever storing an IP address.
     visitor_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class VisitorSalt(db.Model):
+    """The random key of one UTC day's visitor hashes.
+
+    Only today's is kept: once a day's salt is deleted, nobody, not even someone holding
+    the database and SECRET_KEY, can test a guessed IP address against that day's hashes.
+    """
+
+    __tablename__ = "visitor_salts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
 
 
 class Invitation(db.Model):

@@ -4,20 +4,10 @@ from datetime import datetime
 
 from app.extensions import db
 from app.models import Click, Link, Membership, Org, User
-from app.services.clicks import VisitDetails
 
 CHROME_ON_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
-HUMAN = VisitDetails(
-    browser="Chrome",
-    os="Windows",
-    device_type="desktop",
-    is_bot=False,
-    referrer_host=None,
-    country=None,
-    visitor_hash="a" * 64,
 )
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from app.extensions import db
 from app.services.analytics import RANGES, link_stats, parse_range
-from app.services.clicks import record_click
-from tests.click_factories import HUMAN, add_click, make_link
+from app.services.clicks import Visit, record_visit
+from tests.click_factories import CHROME_ON_WINDOWS, add_click, make_link
 
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 
@@ -182,10 +182,11 @@ def test_top_lists_rank_by_count_with_unknown_last(app):
 def test_a_link_keeps_its_clicks_when_its_destination_changes(app):
     with app.app_context():
         link = make_link(destination="https://old.example/")
-        record_click(link.id, HUMAN, is_internal=False, now=NOW - timedelta(hours=1))
+        visit = Visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr="203.0.113.9")
+        record_visit(link.id, link.org_id, visit, limited=False, now=NOW - timedelta(hours=1))
         link.destination = "https://new.example/"
         db.session.commit()
-        record_click(link.id, HUMAN, is_internal=False, now=NOW)
+        record_visit(link.id, link.org_id, visit, limited=False, now=NOW)
 
         result = stats(link)
         assert result.total_clicks == 2

@@ -1,4 +1,5 @@
-"""Click recording: visit details without IPs, bot flags, atomic counts, failures logged."""
+"""Click recording: visit details without IPs, bot flags, daily salts, atomic counts and
+click limits, failures logged."""
 
 import dataclasses
 import logging
@@ -8,23 +9,27 @@ import pytest
 
 from app.config import config_from_environment
 from app.extensions import db
-from app.models import Click, Link
-from app.services.clicks import (
-    describe_visit,
-    record_click,
-    visitor_hash_key,
-)
+from app.models import Click, Link, VisitorSalt
+from app.services.clicks import ClickOutcome, Visit, daily_salt, describe_visit, record_visit
 from app.services.links import is_expired
-from tests.click_factories import CHROME_ON_WINDOWS, HUMAN, make_link
+from tests.click_factories import CHROME_ON_WINDOWS, make_link
 from tests.conftest import run_at_once
 
-KEY = visitor_hash_key("test-secret-key-that-is-long-enough-0123456789")
+SALT = bytes(range(32))
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 IP = "203.0.113.77"
+HUMAN_VISIT = Visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP)
 
 
-def visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP, country=None, now=NOW):
-    return describe_visit(user_agent, referrer, remote_addr, country, key=KEY, now=now)
+def visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP, country=None, salt=SALT):
+    """The details a click would store for a visit with these request values."""
+    return describe_visit(Visit(user_agent, referrer, remote_addr, country), salt=salt)
+
+
+def count_visit(link_id: int, visit: Visit = HUMAN_VISIT, *, limited=False, now=NOW, org_id=None):
+    """Record a visit to the link as the redirect does; call inside an app context."""
+    org_id = org_id or db.session.get(Link, link_id).org_id
+    return record_visit(link_id, org_id, visit, limited=limited, now=now)
 
 
 @pytest.mark.parametrize(
@@ -180,25 +185,26 @@ def test_no_country_without_a_trusted_header():
     assert visit(country=None).country is None
 
 
-def test_visitor_hash_is_stable_within_a_utc_day():
-    morning = visit(now=datetime(2026, 11, 23, 0, 0, tzinfo=UTC))
-    night = visit(now=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
-    assert morning.visitor_hash == night.visitor_hash
-    assert len(morning.visitor_hash) == 64
+def test_a_prefetch_is_not_a_person(app):
+    prefetch = describe_visit(
+        Visit(CHROME_ON_WINDOWS, None, IP, purpose="prefetch;anonymous-client-ip"), salt=SALT
+    )
+    assert prefetch.is_bot is True
+    assert visit().is_bot is False
 
 
-def test_visitor_hash_rotates_at_midnight_utc():
-    today = visit(now=datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC))
-    tomorrow = visit(now=datetime(2026, 11, 24, 0, 0, tzinfo=UTC))
-    assert today.visitor_hash != tomorrow.visitor_hash
+def test_visitor_hash_is_stable_for_one_salt_and_hides_the_ip():
+    first, again = visit(), visit()
+    assert first.visitor_hash == again.visitor_hash
+    assert len(first.visitor_hash) == 64
+    assert IP not in first.visitor_hash
 
 
-def test_visitor_hash_differs_by_ip_user_agent_and_key():
+def test_visitor_hash_differs_by_ip_user_agent_and_salt():
     base = visit().visitor_hash
     assert visit(remote_addr="203.0.113.78").visitor_hash != base
     assert visit(user_agent="curl/8.5.0").visitor_hash != base
-    other_key = describe_visit(CHROME_ON_WINDOWS, None, IP, None, key=b"other", now=NOW)
-    assert other_key.visitor_hash != base
+    assert visit(salt=bytes(32)).visitor_hash != base
 
 
 def test_the_ip_appears_nowhere_in_the_visit_details():
@@ -207,12 +213,32 @@ def test_the_ip_appears_nowhere_in_the_visit_details():
         assert IP not in str(value)
 
 
-def test_record_click_writes_the_row_and_counts_it(app):
+def test_the_daily_salt_is_random_kept_for_the_day_and_replaced_at_midnight(app):
     with app.app_context():
-        link_id = make_link().id
-        details = visit(referrer="https://mail.example/inbox", country="DE")
-        assert record_click(link_id, details, is_internal=True, now=NOW) is True
-        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is True
+        today = daily_salt(NOW.date())
+        assert daily_salt(NOW.date()) == today
+        tomorrow = daily_salt((NOW + timedelta(days=1)).date())
+        assert tomorrow != today
+        assert len(today) == len(tomorrow) == 32
+        # Yesterday's salt is gone, so yesterday's hashes can not be recomputed.
+        days = db.session.execute(db.select(VisitorSalt.day)).scalars().all()
+        assert days == [(NOW + timedelta(days=1)).date()]
+
+
+def test_a_salt_another_worker_made_is_used(app):
+    with app.app_context():
+        db.session.add(VisitorSalt(day=NOW.date(), salt="ab" * 32))
+        db.session.commit()
+        assert daily_salt(NOW.date()) == bytes.fromhex("ab" * 32)
+
+
+def test_record_visit_writes_the_row_and_counts_it(app):
+    with app.app_context():
+        link = make_link()
+        link_id, owner_id = link.id, link.created_by_id
+        from_mail = Visit(CHROME_ON_WINDOWS, "https://mail.example/inbox", IP, "DE", None, owner_id)
+        assert count_visit(link_id, from_mail) is ClickOutcome.COUNTED
+        assert count_visit(link_id) is ClickOutcome.COUNTED
 
         db.session.expire_all()
         assert db.session.get(Link, link_id).click_count == 2
@@ -225,36 +251,63 @@ def test_record_click_writes_the_row_and_counts_it(app):
             True,
         )
         assert (first.browser, first.os, first.device_type) == ("Chrome", "Windows", "desktop")
-        assert first.visitor_hash == details.visitor_hash
+        assert first.visitor_hash == clicks[1].visitor_hash
         assert clicks[1].is_internal is False
 
 
-def test_record_click_on_a_missing_link_returns_false_and_logs(app, caplog):
+def test_a_signed_in_user_of_another_org_is_not_internal(app):
     with app.app_context():
-        make_link()
-        caplog.set_level(logging.ERROR, logger="app.services.clicks")
-        assert record_click(999_999, HUMAN, is_internal=False, now=NOW) is False
+        link_id = make_link("ours").id
+        outsider_id = make_link("theirs").created_by_id
+        visit = Visit(CHROME_ON_WINDOWS, None, IP, user_id=outsider_id)
+        assert count_visit(link_id, visit) is ClickOutcome.COUNTED
+        assert db.session.execute(db.select(Click.is_internal)).scalar_one() is False
 
-        assert "click_dropped" in caplog.text
-        assert "link_id=999999" in caplog.text
+
+def test_a_click_does_not_count_as_an_edit_of_the_link(app):
+    with app.app_context():
+        link = make_link()
+        link_id, edited_at = link.id, link.updated_at
+        assert count_visit(link_id) is ClickOutcome.COUNTED
+        db.session.expire_all()
+        assert db.session.get(Link, link_id).updated_at == edited_at
+
+
+def test_record_visit_on_a_missing_link_is_dropped_and_logged(app, caplog):
+    with app.app_context():
+        org_id = make_link().org_id
+        caplog.set_level(logging.ERROR, logger="app.services.clicks")
+        assert count_visit(999_999, org_id=org_id) is ClickOutcome.DROPPED
+
+        assert "event=click_dropped link_id=999999" in caplog.text
         assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 0
 
 
 def test_the_session_still_works_after_a_dropped_click(app):
     with app.app_context():
-        link_id = make_link().id
-        assert record_click(999_999, HUMAN, is_internal=False, now=NOW) is False
-        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is True
-        assert db.session.get(Link, link_id).click_count == 1
+        link = make_link()
+        assert count_visit(999_999, org_id=link.org_id) is ClickOutcome.DROPPED
+        assert count_visit(link.id) is ClickOutcome.COUNTED
+        assert db.session.get(Link, link.id).click_count == 1
 
 
-def test_record_click_returns_false_when_the_connection_is_gone(app, caplog):
+def test_record_visit_is_dropped_when_the_connection_is_gone(app, caplog):
     with app.app_context():
-        link_id = make_link().id
+        link = make_link()
+        link_id, org_id = link.id, link.org_id
         # Close the DBAPI connection under the session, as a database restart would.
         db.session.connection().connection.dbapi_connection.close()
-        assert record_click(link_id, HUMAN, is_internal=False, now=NOW) is False
+        assert count_visit(link_id, org_id=org_id) is ClickOutcome.DROPPED
         assert "click_dropped" in caplog.text
+
+
+def test_a_visit_that_can_not_even_be_described_is_dropped_not_raised(app, caplog):
+    with app.app_context():
+        link = make_link()
+        broken = Visit(user_agent=object(), referrer=None, remote_addr=IP)
+        assert count_visit(link.id, broken) is ClickOutcome.DROPPED
+        assert "event=click_dropped" in caplog.text
+        assert db.session.get(Link, link.id).click_count == 0
 
 
 def test_concurrent_clicks_are_all_counted(app, postgres_only):
@@ -263,15 +316,42 @@ def test_concurrent_clicks_are_all_counted(app, postgres_only):
 
     def click_fifty_times():
         with app.app_context():
-            return [record_click(link_id, HUMAN, is_internal=False, now=NOW) for _ in range(50)]
+            return [count_visit(link_id) for _ in range(50)]
 
     results = run_at_once(*[click_fifty_times] * 8)
 
     with app.app_context():
-        assert results == [[True] * 50] * 8
+        assert results == [[ClickOutcome.COUNTED] * 50] * 8
         assert db.session.get(Link, link_id).click_count == 400
         count = db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
         assert db.session.execute(count).scalar_one() == 400
+
+
+def test_a_limited_link_counts_up_to_its_limit_and_no_further(app):
+    with app.app_context():
+        link_id = make_link(max_clicks=2).id
+        outcomes = [count_visit(link_id, limited=True) for _ in range(3)]
+        assert outcomes == [ClickOutcome.COUNTED, ClickOutcome.COUNTED, ClickOutcome.LIMIT_REACHED]
+        db.session.expire_all()
+        assert db.session.get(Link, link_id).click_count == 2
+        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 2
+
+
+def test_concurrent_visitors_can_not_overshoot_a_click_limit(app):
+    with app.app_context():
+        link_id = make_link(max_clicks=5).id
+
+    def click_four_times():
+        with app.app_context():
+            return [count_visit(link_id, limited=True) for _ in range(4)]
+
+    outcomes = [o for batch in run_at_once(*[click_four_times] * 6) for o in batch]
+
+    assert outcomes.count(ClickOutcome.COUNTED) == 5
+    assert outcomes.count(ClickOutcome.LIMIT_REACHED) == 19
+    with app.app_context():
+        assert db.session.get(Link, link_id).click_count == 5
+        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 5
 
 
 def test_a_link_with_max_clicks_is_exhausted_once_reached(app):

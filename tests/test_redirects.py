@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from app import create_app
 from app.models import utcnow
 from tests.link_helpers import create_link, link_row, update_row
 
@@ -84,3 +85,58 @@ def test_a_stored_destination_that_fails_validation_is_410_and_logged(
     errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
     assert len(errors) == 1
     assert errors[0].startswith(f"link {link_row(app, 'launch').id} not redirected")
+
+
+def unreachable_database_app(app_config, tmp_path):
+    """The app configured against a database server that does not answer."""
+    unreachable = (
+        "postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=2"
+        if app_config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+        else f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}"
+    )
+    return create_app({**app_config, "SQLALCHEMY_DATABASE_URI": unreachable})
+
+
+def test_a_redirect_without_its_database_answers_503_and_retry_after(app_config, tmp_path):
+    app = unreachable_database_app(app_config, tmp_path)
+
+    response = app.test_client().get("/promo")
+
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Location" not in response.headers
+    assert "Try again in a minute" in body
+    assert "Traceback" not in body
+    assert "OperationalError" not in body
+
+
+def test_a_signed_in_page_without_its_database_answers_503_not_500(
+    app_config, tmp_path, signed_in_client
+):
+    browser = signed_in_client("ada")
+    down = unreachable_database_app(app_config, tmp_path)
+    # The same browser (its session cookie) against the app whose database is gone.
+    cookie = browser.get_cookie("linkdeck_session")
+    client = down.test_client()
+    client.set_cookie("linkdeck_session", cookie.value)
+
+    response = client.get("/orgs")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert "can not reach its database" in response.get_data(as_text=True)
+
+    htmx = client.get("/orgs", headers={"HX-Request": "true"})
+    assert htmx.status_code == 503
+    assert htmx.headers["HX-Retarget"] == "#alerts"
+    assert 'role="alert"' in htmx.get_data(as_text=True)
+
+
+def test_robots_txt_keeps_crawlers_out_and_counts_nothing(app, client, links):
+    response = client.get("/robots.txt")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert "User-agent: *\nDisallow: /" in response.get_data(as_text=True)
+    assert link_row(app, "launch").click_count == 0

@@ -2,9 +2,11 @@
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
+import segno
 
 from app.extensions import db
 from app.models import Click, utcnow
@@ -124,6 +126,31 @@ def test_a_link_stops_after_its_click_limit(app, org_team, acme):
     assert [visit(app, "twice").status_code for _ in range(3)] == [302, 302, 410]
     assert "expired" in visit(app, "twice").get_data(as_text=True)
     assert link_row(app, "twice").click_count == 2
+
+
+def test_concurrent_visitors_get_exactly_the_clicks_a_limit_allows(app, org_team, acme):
+    create_link(org_team["owner"], acme, "only-five", "https://example.com/", max_clicks="5")
+
+    def follow_four_times(index: int):
+        headers = {"User-Agent": CHROME_ON_WINDOWS, "X-Forwarded-For": f"198.51.100.{index}"}
+        client = app.test_client()
+        return lambda: [client.get("/only-five", headers=headers).status_code for _ in range(4)]
+
+    statuses = [
+        s for batch in run_at_once(*(follow_four_times(i) for i in range(6))) for s in batch
+    ]
+
+    assert statuses.count(302) == 5
+    assert statuses.count(410) == 19
+    assert link_row(app, "only-five").click_count == 5
+    assert len(clicks_of(app, "only-five")) == 5
+
+
+def test_a_prefetch_is_counted_as_a_bot_not_a_person(app, sale):
+    response = visit(app, "sale", **{"Sec-Purpose": "prefetch"})
+    assert response.status_code == 302
+    (click,) = clicks_of(app, "sale")
+    assert click.is_bot is True
 
 
 def test_a_link_stops_at_its_expiry_date(app, sale):
@@ -248,6 +275,35 @@ def test_qr_code_downloads_as_svg_of_the_short_url(org_team, acme, sale):
     body = response.get_data(as_text=True)
     assert "<svg" in body
     assert "<script" not in body
+    # Read the code back: it is the short URL's, not the destination's.
+    assert dark_modules(body) == expected_modules("https://go.acme.test/sale")
+    assert dark_modules(body) != expected_modules("https://shop.example/sale")
+
+
+def dark_modules(svg: str) -> set[tuple[int, int]]:
+    """The dark squares an SVG QR code draws, as (row, column), its 4-module border removed.
+
+    segno draws each row as runs: `M x y` or `m dx dy` moves, `h n` draws n squares.
+    """
+    path = re.search(r'class="qrline"[^>]*\sd="([^"]+)"', svg).group(1)
+    x = y = 0.0
+    dark = set()
+    for command, arguments in re.findall(r"([Mmh])([-\d. ]+)", path):
+        numbers = [float(n) for n in arguments.split()]
+        if command == "M":
+            x, y = numbers
+        elif command == "m":
+            x, y = x + numbers[0], y + numbers[1]
+        else:
+            dark |= {(int(y - 0.5) - 4, int(x) + n - 4) for n in range(int(numbers[0]))}
+            x += numbers[0]
+    return dark
+
+
+def expected_modules(url: str) -> set[tuple[int, int]]:
+    """The dark squares of the QR code segno makes for `url` (the app's settings)."""
+    matrix = segno.make(url, error="m", micro=False).matrix
+    return {(row, col) for row, line in enumerate(matrix) for col, on in enumerate(line) if on}
 
 
 def read_csv(response) -> list[dict]:

@@ -117,6 +117,7 @@ def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: dat
 
 
 def _start_of_day(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
@@ -150,6 +151,7 @@ def _bucket_key(hourly: bool):
 
 
 def _bucket_starts(first: datetime, now: datetime, step: timedelta) -> list[datetime]:
+    """The start of every bucket from `first` up to `now`, `step` apart."""
     starts = [first]
     while starts[-1] + step <= now:
         starts.append(starts[-1] + step)
@@ -157,6 +159,7 @@ def _bucket_starts(first: datetime, now: datetime, step: timedelta) -> list[date
 
 
 def _series(condition, starts: list[datetime], *, hourly: bool) -> list[Bucket]:
+    """Clicks meeting `condition` counted per bucket, zero for buckets without any."""
     key = _bucket_key(hourly)
     counts = dict(
         db.session.execute(
@@ -170,6 +173,7 @@ def _series(condition, starts: list[datetime], *, hourly: bool) -> list[Bucket]:
 
 
 def _top(column, condition) -> list[TopEntry]:
+    """The TOP_LIMIT most frequent values of `column` among clicks meeting `condition`."""
     count = func.count(Click.id)
     rows = db.session.execute(
         db.select(column, count)

@@ -126,5 +126,6 @@ def bucket_label(bucket: Bucket, *, hourly: bool) -> str:
 
 
 def _round(value: float) -> float:
+    """A coordinate rounded for the SVG."""
     # Two decimals are finer than a pixel and keep the SVG short.
     return round(value, 2)

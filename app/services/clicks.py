@@ -1,29 +1,34 @@
-"""Recording clicks: what a visit tells us (without keeping the IP) and how it is stored."""
+"""Recording clicks: what a visit tells us (without keeping the IP) and how it is stored.
 
+`record_visit` is the one entry point the redirect uses; everything it does for a click
+(reading the user agent, the internal check, the count and the row) happens behind it.
+"""
+
+import enum
+import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
 import re
+import secrets
+import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import urlsplit
 
 import crawleruseragents
 import ua_parser
-from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, or_, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Click, Link
+from app.models import Click, Link, VisitorSalt
+from app.services.orgs import is_member
 
 log = logging.getLogger(__name__)
 
-# One regex from the maintained crawler list, compiled once: the library's own helper
-# scans it in chunks on every call. The patterns are written to be case-sensitive.
-_CRAWLER_PATTERN = re.compile(
-    "|".join(entry["pattern"] for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA)
-)
 _TABLET_BRANDS = {"Generic_Android_Tablet"}
 _TABLET_FAMILIES = {"iPad", "Kindle"}
 _MOBILE_OS_FAMILIES = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"}
@@ -31,6 +36,43 @@ _DESKTOP_OS_FAMILIES = {"Windows", "Mac OS X", "Linux", "Ubuntu", "Fedora", "Chr
 _HOST_CHARACTERS = re.compile(r"[a-z0-9._-]+")
 MAX_HOST_LENGTH = 255
 MAX_FAMILY_LENGTH = 64
+# Parsing a user agent costs about a millisecond; visitors share a few hundred of them.
+USER_AGENT_CACHE_SIZE = 4096
+# Today's salt per database engine, so the redirect reads it once a day, not once a click.
+_salt_cache: weakref.WeakKeyDictionary[Engine, tuple[date, bytes]] = weakref.WeakKeyDictionary()
+
+
+class ClickOutcome(enum.Enum):
+    """What became of a visit: counted, refused by the link's click limit, or lost."""
+
+    COUNTED = "counted"
+    LIMIT_REACHED = "limit_reached"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a redirect request says about its visitor, as the request gave it."""
+
+    user_agent: str | None
+    referrer: str | None
+    remote_addr: str | None
+    # The value of the CDN's country header, when one is configured as trusted.
+    country: str | None = None
+    # Sec-Purpose or Purpose: browsers send "prefetch" when nobody has clicked yet.
+    purpose: str | None = None
+    # The signed-in user's id, if the request carries a session.
+    user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentDetails:
+    """What a user agent string tells about the software behind a visit."""
+
+    browser: str | None
+    os: str | None
+    device_type: str
+    is_bot: bool
 
 
 @dataclass(frozen=True)
@@ -46,57 +88,62 @@ class VisitDetails:
     visitor_hash: str | None
 
 
-def visitor_hash_key(secret_key: str | bytes) -> bytes:
-    """Derive the visitor-hash key from SECRET_KEY, so no second secret needs managing."""
-    if isinstance(secret_key, str):
-        secret_key = secret_key.encode()
-    return hmac.new(secret_key, b"linkdeck visitor hash", hashlib.sha256).digest()
-
-
-def describe_visit(
-    user_agent: str | None,
-    referrer: str | None,
-    remote_addr: str | None,
-    country: str | None,
-    *,
-    key: bytes,
-    now: datetime,
-) -> VisitDetails:
+def describe_visit(visit: Visit, *, salt: bytes) -> VisitDetails:
     """Turn a visit's raw request values into the details a click row stores."""
-    user_agent = (user_agent or "").strip()
+    user_agent = (visit.user_agent or "").strip()
+    agent = describe_user_agent(user_agent)
+    return VisitDetails(
+        browser=agent.browser,
+        os=agent.os,
+        device_type=agent.device_type,
+        # A prefetch is the browser guessing, not a person clicking.
+        is_bot=agent.is_bot or is_prefetch(visit.purpose),
+        referrer_host=referrer_host(visit.referrer),
+        country=country_code(visit.country),
+        visitor_hash=visitor_hash(visit.remote_addr, user_agent, salt=salt),
+    )
+
+
+@functools.lru_cache(maxsize=USER_AGENT_CACHE_SIZE)
+def describe_user_agent(user_agent: str) -> AgentDetails:
+    """Browser, OS, device type and bot flag of a user agent (ua-parser, crawler list)."""
     parsed = ua_parser.parse(user_agent)
     is_bot = is_bot_user_agent(user_agent, parsed)
-    return VisitDetails(
+    return AgentDetails(
         browser=_family(parsed.user_agent),
         os=_family(parsed.os),
         device_type="bot" if is_bot else _device_type(parsed),
         is_bot=is_bot,
-        referrer_host=referrer_host(referrer),
-        country=country_code(country),
-        visitor_hash=visitor_hash(remote_addr, user_agent, key=key, now=now),
     )
 
 
-def is_bot_user_agent(user_agent: str, parsed: ua_parser.Result | None = None) -> bool:
-    """Tell whether a user agent is a crawler, script or link-preview fetcher.
+def is_bot_user_agent(user_agent: str, parsed: ua_parser.Result) -> bool:
+    """Tell whether a user agent (and what ua-parser made of it) is a crawler, script or
+    link-preview fetcher.
 
     Browsers always send a user agent, so an empty one is treated as a script.
     """
     if not user_agent:
         return True
-    parsed = parsed or ua_parser.parse(user_agent)
     if parsed.device is not None and parsed.device.family == "Spider":
         return True
-    return _CRAWLER_PATTERN.search(user_agent) is not None
+    return crawleruseragents.is_crawler(user_agent)
+
+
+def is_prefetch(purpose: str | None) -> bool:
+    """Tell whether Sec-Purpose or Purpose says the browser is fetching ahead of a click."""
+    return bool(purpose) and "prefetch" in purpose.lower()
 
 
 def _family(part) -> str | None:
+    """A parsed part's family name, or None when ua-parser could not tell ("Other")."""
     if part is None or part.family == "Other":
         return None
     return part.family[:MAX_FAMILY_LENGTH]
 
 
 def _device_type(parsed: ua_parser.Result) -> str:
+    """Tablet, mobile, desktop or other, from the device and OS ua-parser found."""
     device, os = parsed.device, parsed.os
     if device is not None and (device.family in _TABLET_FAMILIES or device.brand in _TABLET_BRANDS):
         return "tablet"
@@ -145,31 +192,69 @@ def country_code(value: str | None) -> str | None:
     return code
 
 
-def visitor_hash(
-    remote_addr: str | None, user_agent: str, *, key: bytes, now: datetime
-) -> str | None:
-    """A keyed hash of IP and user agent that changes every UTC day.
-
-    The day in the message means the same visitor gets an unrelated hash tomorrow, so
-    visitors cannot be followed across days and the IP cannot be recovered.
-    """
+def visitor_hash(remote_addr: str | None, user_agent: str, *, salt: bytes) -> str | None:
+    """A hash of IP and user agent keyed with the day's salt, so unique visitors can be
+    counted within a day but never followed across days or turned back into an IP."""
     if not remote_addr:
         return None
     try:
         ip = str(ipaddress.ip_address(remote_addr.strip()))
     except ValueError:
         ip = remote_addr.strip()
-    day = now.date().isoformat()
-    message = f"{day}|{ip}|{user_agent}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(salt, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()
 
 
-def record_click(link_id: int, details: VisitDetails, *, is_internal: bool, now: datetime) -> bool:
-    """Store one click and add it to the link's count; return False (and log) if that failed.
+def daily_salt(day: date) -> bytes:
+    """The random salt of this UTC day's visitor hashes, made by the day's first click.
 
-    Never raises: a redirect must not break because its click could not be recorded.
+    Making it also deletes every older salt: from then on, earlier days' hashes can not be
+    recomputed from a guessed IP address.
+    """
+    cached = _salt_cache.get(db.engine)
+    if cached is not None and cached[0] == day:
+        return cached[1]
+    row = db.session.get(VisitorSalt, day)
+    if row is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(VisitorSalt(day=day, salt=secrets.token_hex(32)))
+                db.session.execute(delete(VisitorSalt).where(VisitorSalt.day < day))
+        except IntegrityError:
+            # Another worker made today's salt first; use theirs.
+            pass
+        row = db.session.execute(db.select(VisitorSalt).filter_by(day=day)).scalar_one()
+    salt = bytes.fromhex(row.salt)
+    _salt_cache[db.engine] = (day, salt)
+    return salt
+
+
+def record_visit(
+    link_id: int, org_id: int, visit: Visit, *, limited: bool, now: datetime
+) -> ClickOutcome:
+    """Count one visit to a link as a click and store what it tells, in one transaction.
+
+    A link with a click limit (`limited`) is counted only while it is under the limit,
+    checked in the same UPDATE that counts, so concurrent visitors can not overshoot it.
+    Never raises: a redirect must not break because its click could not be recorded, so
+    any failure is rolled back, logged as `click_dropped` and reported as DROPPED.
     """
     try:
+        details = describe_visit(visit, salt=daily_salt(now.date()))
+        is_internal = visit.user_id is not None and is_member(visit.user_id, org_id)
+        count = (
+            update(Link)
+            .where(Link.id == link_id)
+            # Named, so the onupdate of updated_at does not mark every click as an edit.
+            .values(click_count=Link.click_count + 1, updated_at=Link.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        if limited:
+            count = count.where(or_(Link.max_clicks.is_(None), Link.click_count < Link.max_clicks))
+        if db.session.execute(count).rowcount == 0:
+            if not limited:
+                raise LookupError(f"link {link_id} is gone")
+            db.session.rollback()
+            return ClickOutcome.LIMIT_REACHED
         db.session.add(
             Click(
                 link_id=link_id,
@@ -184,22 +269,16 @@ def record_click(link_id: int, details: VisitDetails, *, is_internal: bool, now:
                 visitor_hash=details.visitor_hash,
             )
         )
-        # Incremented in SQL, never read-modify-write, so concurrent redirects lose no count.
-        db.session.execute(
-            update(Link)
-            .where(Link.id == link_id)
-            .values(click_count=Link.click_count + 1)
-            .execution_options(synchronize_session=False)
-        )
         db.session.commit()
-    except SQLAlchemyError as error:
+    except Exception as error:
         db.session.rollback()
-        # One line a log drain can count and reconcile later.
+        # One line a log drain can count and reconcile later, then the traceback.
         log.error(
             "event=click_dropped link_id=%s clicked_at=%s error=%s",
             link_id,
             now.isoformat(),
             type(error).__name__,
+            exc_info=True,
         )
-        return False
-    return True
+        return ClickOutcome.DROPPED
+    return ClickOutcome.COUNTED

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Link, LinkChange, Membership, Org, RetiredSlug, User
+from app.models import MAX_INTEGER, Link, LinkChange, Membership, Org, RetiredSlug, User
 from app.services import slugs
 from app.services.destinations import validate_destination
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
@@ -24,7 +24,6 @@ MAX_TITLE_LENGTH = 200
 MAX_QUERY_LENGTH = 200
 # Random slugs collide rarely (36**8 values); five misses in a row means something is wrong.
 RANDOM_SLUG_ATTEMPTS = 5
-MAX_CLICKS_LIMIT = 2**31 - 1
 STATUS_FILTERS = ("all", "active", "inactive", "expired")
 # Control characters and bidi overrides would let a title disguise its neighbours.
 _FORBIDDEN_TITLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}
@@ -51,6 +50,8 @@ class Resolution:
     link_id: int | None = None
     org_id: int | None = None
     problem: str | None = None
+    # The link stops after a number of clicks, so counting must also check the limit.
+    limited: bool = False
 
 
 def is_expired(link: Link, now: datetime) -> bool:
@@ -79,13 +80,16 @@ def can_delete(membership: Membership) -> bool:
 
 def find_link(membership: Membership, slug: str) -> Link:
     """The org's live link with this slug (any case); NotFound for other orgs' or deleted ones."""
-    link = db.session.execute(
-        db.select(Link).filter(
-            Link.org_id == membership.org_id,
-            Link.slug == slug.lower(),
-            Link.deleted_at.is_(None),
-        )
-    ).scalar_one_or_none()
+    slug = slug.lower()
+    link = None
+    if slugs.could_be_stored(slug):
+        link = db.session.execute(
+            db.select(Link).filter(
+                Link.org_id == membership.org_id,
+                Link.slug == slug,
+                Link.deleted_at.is_(None),
+            )
+        ).scalar_one_or_none()
     if link is None:
         raise NotFound("No such link in this organisation.")
     return link
@@ -132,7 +136,8 @@ def create_link(
         link = Link(slug=candidate, **fields)
         if _insert(link):
             return link
-    raise Unavailable("Could not pick a free short link just now; please try again.", field="slug")
+    # Not the custom slug field's fault (it was left blank), so no field: an alert.
+    raise Unavailable("Could not pick a free short link just now; please try again.")
 
 
 def update_link(
@@ -142,9 +147,13 @@ def update_link(
     *,
     url: str | None,
     title: str | None,
+    expires_at: str | None = None,
+    max_clicks: str | None = None,
     own_hosts: Iterable[str],
+    now: datetime,
 ) -> None:
-    """Change the destination and title, keeping a history entry for each changed field."""
+    """Change what the form sent (None leaves a field alone, blank clears an optional one),
+    keeping a history entry for each field that changed."""
     require_can_change(membership, link)
     changes = {}
     if url is not None:
@@ -153,10 +162,16 @@ def update_link(
         )
     if title is not None:
         changes["title"] = clean_title(title)
+    # An expiry already in the past is kept as it is when the form sends it back unchanged;
+    # only a new one must lie in the future.
+    if expires_at is not None and expires_at.strip() != expiry_input_value(link.expires_at):
+        changes["expires_at"] = parse_expiry(expires_at, now)
+    if max_clicks is not None:
+        changes["max_clicks"] = parse_max_clicks(max_clicks)
     for field, new_value in changes.items():
         old_value = getattr(link, field)
         if old_value != new_value:
-            _record_change(link, editor, field, old_value, new_value)
+            _record_change(link, editor, field, _history_text(old_value), _history_text(new_value))
             setattr(link, field, new_value)
 
 
@@ -175,10 +190,15 @@ def set_active(
     link.deactivated_by_id = None if active else actor.id
 
 
-def delete_link(membership: Membership, actor: User, link: Link, *, now: datetime) -> None:
-    """Soft-delete the link: the row stays as a tombstone so its slug is never reused."""
+def require_can_delete(membership: Membership) -> None:
+    """Raise Forbidden unless the member is an admin or owner."""
     if not can_delete(membership):
         raise Forbidden("Only an admin or owner can delete links.")
+
+
+def delete_link(membership: Membership, actor: User, link: Link, *, now: datetime) -> None:
+    """Soft-delete the link: the row stays as a tombstone so its slug is never reused."""
+    require_can_delete(membership)
     link.deleted_at = now
     link.deleted_by_id = actor.id
 
@@ -212,22 +232,9 @@ def list_links(
     """
     query = (
         db.select(Link)
-        .filter(Link.org_id == membership.org_id, Link.deleted_at.is_(None))
+        .filter(*_list_criteria(membership, user, q=q, status=status, mine=mine, now=now))
         .options(selectinload(Link.created_by))
     )
-    q = q.strip()[:MAX_QUERY_LENGTH]
-    if q:
-        pattern = f"%{_escape_like(q)}%"
-        query = query.filter(
-            or_(
-                Link.slug.ilike(pattern, escape="\\"),
-                Link.destination.ilike(pattern, escape="\\"),
-                Link.title.ilike(pattern, escape="\\"),
-            )
-        )
-    query = query.filter(*_status_criteria(status, now))
-    if mine:
-        query = query.filter(Link.created_by_id == user.id)
     if before:
         created_at, link_id = decode_cursor(before)
         query = query.filter(
@@ -245,16 +252,49 @@ def list_links(
     return LinkPage(links=rows[:PAGE_SIZE], next_cursor=next_cursor)
 
 
+def is_listed(
+    membership: Membership, user: User, link: Link, *, q: str, status: str, mine: bool, now
+) -> bool:
+    """Tell whether the newest page of the dashboard, with these filters, shows the link."""
+    criteria = _list_criteria(membership, user, q=q, status=status, mine=mine, now=now)
+    query = db.select(Link.id).filter(Link.id == link.id, *criteria)
+    return db.session.execute(query).first() is not None
+
+
+def _list_criteria(
+    membership: Membership, user: User, *, q: str, status: str, mine: bool, now: datetime
+) -> list:
+    """The conditions a link meets to be listed: the org's, live, and matching the filters."""
+    criteria = [Link.org_id == membership.org_id, Link.deleted_at.is_(None)]
+    q = clean_query(q)
+    if q:
+        pattern = f"%{_escape_like(q)}%"
+        criteria.append(
+            or_(
+                Link.slug.ilike(pattern, escape="\\"),
+                Link.destination.ilike(pattern, escape="\\"),
+                Link.title.ilike(pattern, escape="\\"),
+            )
+        )
+    criteria += _status_criteria(status, now)
+    if mine:
+        criteria.append(Link.created_by_id == user.id)
+    return criteria
+
+
 def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime) -> Resolution:
     """Decide where `GET /<slug>` goes, re-checking the stored destination on the way out."""
+    slug = slug.lower()
+    if not slugs.could_be_stored(slug):
+        return Resolution("unknown")
     row = db.session.execute(
         db.select(Link, Org.allow_private_destinations)
         .join(Org, Link.org_id == Org.id)
-        .filter(Link.slug == slug.lower())
+        .filter(Link.slug == slug)
     ).first()
     if row is None:
         # A slug retired with its deleted org is gone, not unknown.
-        if db.session.get(RetiredSlug, slug.lower()) is not None:
+        if db.session.get(RetiredSlug, slug) is not None:
             return Resolution("deleted")
         return Resolution("unknown")
     link, allow_private = row
@@ -270,7 +310,13 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime) -> Resolution
         )
     except InvalidInput as error:
         return Resolution("unsafe", link_id=link.id, problem=error.message)
-    return Resolution("redirect", destination=destination, link_id=link.id, org_id=link.org_id)
+    return Resolution(
+        "redirect",
+        destination=destination,
+        link_id=link.id,
+        org_id=link.org_id,
+        limited=link.max_clicks is not None,
+    )
 
 
 def clean_title(raw: str | None) -> str | None:
@@ -287,6 +333,16 @@ def clean_title(raw: str | None) -> str | None:
             "The title contains line breaks or invisible characters; remove them.", field="title"
         )
     return title
+
+
+def clean_query(raw: str | None) -> str:
+    """A search text, trimmed and cut to length, without control characters.
+
+    No stored slug, destination or title holds one, and PostgreSQL cannot even compare
+    text with a NUL in it, so they are dropped rather than searched for.
+    """
+    text = "".join(char for char in (raw or "") if unicodedata.category(char) != "Cc")
+    return text.strip()[:MAX_QUERY_LENGTH]
 
 
 def parse_expiry(raw: str | None, now: datetime) -> datetime | None:
@@ -312,11 +368,16 @@ def parse_max_clicks(raw: str | None) -> int | None:
     text = (raw or "").strip()
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CLICKS_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_INTEGER:
         raise InvalidInput(
             "Give the click limit as a whole number of 1 or more.", field="max_clicks"
         )
     return int(text)
+
+
+def expiry_input_value(expires_at: datetime | None) -> str:
+    """An expiry as a datetime-local form field shows it: UTC, to the minute."""
+    return expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if expires_at else ""
 
 
 def encode_cursor(link: Link) -> str:
@@ -333,7 +394,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         value = datetime.fromisoformat(created_at)
         if value.tzinfo is None:
             raise ValueError("cursor without a zone")
-        return value, int(link_id)
+        position = int(link_id)
+        if not 0 < position <= MAX_INTEGER:
+            raise ValueError("cursor id out of range")
+        return value, position
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "That page link is broken; start again from the newest links.", field="before"
@@ -341,6 +405,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def _status_criteria(status: str, now: datetime) -> list:
+    """The SQL conditions of one status filter: all, active, inactive or expired."""
     not_expired = and_(
         or_(Link.expires_at.is_(None), Link.expires_at > now),
         or_(Link.max_clicks.is_(None), Link.click_count < Link.max_clicks),
@@ -355,6 +420,7 @@ def _status_criteria(status: str, now: datetime) -> list:
 
 
 def _escape_like(text: str) -> str:
+    """Escape LIKE's wildcards so a search matches them literally."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -364,7 +430,17 @@ def require_can_change(membership: Membership, link: Link) -> None:
         raise Forbidden("Only the link's creator, an admin or an owner can change it.")
 
 
+def _history_text(value) -> str | None:
+    """A field's value as the history stores it: text, times in UTC ISO form, None as None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="minutes")
+    return str(value)
+
+
 def _record_change(link: Link, user: User, field: str, old, new) -> None:
+    """Add one history entry for a changed field of the link."""
     db.session.add(
         LinkChange(
             link_id=link.id, changed_by_id=user.id, field=field, old_value=old, new_value=new

@@ -15,6 +15,7 @@ RANDOM_LENGTH = 8
 MIN_LENGTH = 3
 MAX_LENGTH = 64
 _CUSTOM_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_STORED_SLUG = re.compile(rf"[a-z0-9-]{{1,{MAX_LENGTH}}}")
 
 # Paths that crawlers, browsers and future features expect, on top of every route the
 # app has (see `reserved_slugs`). A link must never shadow a page of ours.
@@ -84,6 +85,14 @@ def first_segments(url_map: Map) -> set[str]:
 def reserved_slugs(url_map: Map) -> set[str]:
     """Every word a link may not take, derived from the routes so new ones are covered."""
     return set(STATIC_RESERVED) | first_segments(url_map)
+
+
+def could_be_stored(slug: str) -> bool:
+    """Tell whether a slug from a URL (already lower-cased) could match a stored one.
+
+    Looking up anything else is pointless, and for a NUL byte PostgreSQL fails the query.
+    """
+    return _STORED_SLUG.fullmatch(slug) is not None
 
 
 def clean_custom_slug(raw: str, reserved: Iterable[str]) -> str:

@@ -18,6 +18,7 @@ class ShortSlugConverter(BaseConverter):
     _reserved: set[str] | None = None
 
     def to_python(self, value: str) -> str:
+        """Accept the segment unless it is reserved, in which case the rule does not match."""
         if self._reserved is None:
             # Routes are all registered before the first request, so this stays current.
             self._reserved = reserved_slugs(self.map)
@@ -28,6 +29,7 @@ class ShortSlugConverter(BaseConverter):
 
 @bp.record_once
 def _register_converter(state) -> None:
+    """Make `short_slug` known to the app's URL map before the routes use it."""
     state.app.url_map.converters["short_slug"] = ShortSlugConverter
 
 

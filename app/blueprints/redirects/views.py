@@ -1,16 +1,17 @@
 """Views for /healthz and the public short-link redirect `/<slug>`."""
 
+from dataclasses import replace
+
 from flask import current_app, jsonify, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.blueprints.redirects import bp
-from app.extensions import db
+from app.extensions import db, limiter
 from app.models import utcnow
 from app.services import links as link_service
-from app.services import orgs as org_service
-from app.services.clicks import describe_visit, record_click, visitor_hash_key
+from app.services.clicks import ClickOutcome, Visit, record_visit
 from app.services.destinations import own_hosts
 
 # What a visitor reads when a short link does not lead anywhere (status, title, message).
@@ -40,7 +41,19 @@ def healthz():
     return response
 
 
+@bp.get("/robots.txt")
+def robots_txt():
+    """Ask crawlers to keep out: short links are for people, and the dashboard is private."""
+    return "User-agent: *\nDisallow: /\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @bp.get("/<short_slug:slug>")
+# Only unknown slugs count towards the limit, so an IP that follows real links never
+# reaches it, and one guessing at slugs is slowed down.
+@limiter.limit(
+    lambda: current_app.config["UNKNOWN_SLUG_LIMIT"],
+    deduct_when=lambda response: response.status_code == 404,
+)
 def follow(slug: str):
     """Redirect to the link's destination and count the click, or explain why it leads nowhere.
 
@@ -52,6 +65,8 @@ def follow(slug: str):
         slug = slug[:-1]
     now = utcnow()
     hosts = own_hosts(current_app.config.get("SHORT_BASE_URL"), request.host)
+    # An unreachable database answers 503 (see register_errorhandlers), never a 404 that
+    # a browser could remember as a dead link.
     resolution = link_service.resolve(slug, own_hosts=hosts, now=now)
     if resolution.outcome != "redirect":
         response = _dead_end(slug, resolution)
@@ -60,32 +75,32 @@ def follow(slug: str):
             "redirects/preview.html", slug=slug, destination=resolution.destination
         )
         response = current_app.make_response(page)
+    elif request.method == "GET" and _count_visit(resolution, now) is ClickOutcome.LIMIT_REACHED:
+        # Another visitor took the last click allowed: the link expired under us.
+        response = _dead_end(slug, replace(resolution, outcome="expired"))
     else:
-        if request.method == "GET":
-            _record_visit(resolution, now)
         response = redirect(resolution.destination, 302)
     # Destinations change and links get deactivated: no browser or proxy may remember this.
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _record_visit(resolution: link_service.Resolution, now) -> None:
-    """Count this request as a click on the link; a failure is logged, never raised."""
+def _count_visit(resolution: link_service.Resolution, now) -> ClickOutcome:
+    """Hand what this request says about its visitor to the click recorder."""
     country_header = current_app.config.get("COUNTRY_HEADER")
-    details = describe_visit(
-        request.headers.get("User-Agent"),
-        request.headers.get("Referer"),
-        request.remote_addr,
-        request.headers.get(country_header) if country_header else None,
-        key=visitor_hash_key(current_app.config["SECRET_KEY"]),
-        now=now,
+    headers = request.headers
+    visit = Visit(
+        user_agent=headers.get("User-Agent"),
+        referrer=headers.get("Referer"),
+        remote_addr=request.remote_addr,
+        country=headers.get(country_header) if country_header else None,
+        purpose=headers.get("Sec-Purpose") or headers.get("Purpose"),
+        # Only a signed-in member's click can be internal; anonymous visitors cost no query.
+        user_id=current_user.id if current_user.is_authenticated else None,
     )
-    # The team's own clicks are flagged so stats can leave them out; only a request that
-    # carries a session can be a member's, so anonymous visitors cost no extra query.
-    is_internal = current_user.is_authenticated and org_service.is_member(
-        current_user.id, resolution.org_id
+    return record_visit(
+        resolution.link_id, resolution.org_id, visit, limited=resolution.limited, now=now
     )
-    record_click(resolution.link_id, details, is_internal=is_internal, now=now)
 
 
 def _dead_end(slug: str, resolution: link_service.Resolution):
