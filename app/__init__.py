@@ -3,20 +3,34 @@
 import logging
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from authlib.integrations.flask_client import OAuth
 from dotenv import load_dotenv
-from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask_login import login_url
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import config_from_environment, is_strong_secret_key
-from app.extensions import csrf, db, login_manager, migrate
+from app.config import config_from_environment, is_strong_secret_key, missing_oidc_settings
+from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.htmx import is_partial_request
 from app.services.errors import DomainError
 
 
@@ -33,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
         f"sqlite:///{Path(app.instance_path) / 'linkdeck.sqlite3'}",
     )
     _require_secret_key(app)
+    _require_oidc_settings(app)
     # The Heroku router is the one proxy in front of us: trust one hop for client IP and scheme.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
 
@@ -56,6 +71,23 @@ def _require_secret_key(app: Flask) -> None:
     raise RuntimeError(
         "SECRET_KEY must be set to a random value of at least 32 characters "
         '(python -c "import secrets; print(secrets.token_hex(32))").'
+    )
+
+
+def _require_oidc_settings(app: Flask) -> None:
+    """Refuse to run in production without a provider to sign in with; debug and tests may."""
+    missing = missing_oidc_settings(app.config)
+    if not missing:
+        return
+    names = " and ".join(missing)
+    if app.debug or app.testing:
+        app.logger.warning("%s not set; sign-in will fail.", names)
+        return
+    # Starting anyway would answer every sign-in with a 503 that blames the provider.
+    raise RuntimeError(
+        f"{names} must be set, or nobody can sign in: OIDC_ISSUER is your OpenID Connect "
+        "provider (discovery at $OIDC_ISSUER/.well-known/openid-configuration) and "
+        "OIDC_CLIENT_ID the client registered there for this app."
     )
 
 
@@ -83,6 +115,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
@@ -106,8 +139,6 @@ def register_extensions(app: Flask) -> None:
         An htmx fragment request gets 401 with HX-Redirect instead: following the redirect
         would swap the provider's login page into a table row.
         """
-        from app.htmx import is_partial_request
-
         target = login_url(login_manager.login_view, next_url=request.url)
         if is_partial_request():
             return "", 401, {"HX-Redirect": target}
@@ -116,6 +147,7 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
+        """Find the signed-in user by the id in the session; a deleted user reads as signed out."""
         return db.session.get(User, int(user_id))
 
 
@@ -135,19 +167,45 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     """Answer errors with an HTML page, or JSON under /api."""
 
-    def render_error(code: int, title: str, message: str):
-        if request.path.startswith("/api/"):
-            return jsonify(error=title.lower().replace(" ", "_"), message=message), code
-        return render_template("errors/error.html", code=code, title=title, message=message), code
+    def render_error(
+        code: int, title: str, message: str, *, database_down: bool = False
+    ) -> Response:
+        """The error in the shape the caller reads: JSON, an htmx alert or a whole page.
+
+        With the database down, templates are rendered without the context processors
+        (they load the signed-in user) and the page is one without the usual layout.
+        """
+        if request.path == "/api" or request.path.startswith("/api/"):
+            return make_response(
+                jsonify(error=title.lower().replace(" ", "_"), message=message), code
+            )
+        if database_down:
+            render, page = _render_without_context, "errors/unavailable.html"
+        else:
+            render, page = render_template, "errors/error.html"
+        if is_partial_request():
+            # htmx swaps 4xx and 5xx responses into the element that asked; a whole error
+            # page there would land inside a table row, so send an alert to the page's
+            # alert region instead and leave the element as it was.
+            response = make_response(
+                render("errors/partials/alert.html", title=title, message=message), code
+            )
+            response.headers.update({"HX-Retarget": "#alerts", "HX-Reswap": "innerHTML"})
+        else:
+            response = make_response(render(page, code=code, title=title, message=message), code)
+        response.vary.add("HX-Request")
+        return response
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        """Answer a missing or wrong CSRF token with 400 and a way to recover."""
         return render_error(
             400, "Bad request", f"{error.description} Reload the page and try again."
         )
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
+        """Answer a rule a service refused with its status and the service's own message."""
         titles = {
             403: "Forbidden",
             404: "Not Found",
@@ -155,24 +213,61 @@ def register_errorhandlers(app: Flask) -> None:
             410: "Gone",
             422: "Invalid input",
         }
-        return render_error(
+        response = render_error(
             error.status_code, titles.get(error.status_code, "Bad request"), error.message
         )
+        if error.status_code == 503:
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        """Answer an HTTP error (abort, routing) in the caller's shape, keeping its headers."""
         if error.code is None or error.code < 400:
             return error
+        response = render_error(error.code, error.name, error.description or "")
         # Keep what the exception says in headers (Allow on 405, Retry-After on 503).
-        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
-        return (*render_error(error.code, error.name, error.description or ""), headers)
+        for key, value in error.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        if error.code == 429 and limiter.current_limit is not None:
+            seconds = limiter.current_limit.reset_at - int(time.time())
+            response.headers["Retry-After"] = str(max(seconds, 1))
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(error: Exception):
+        """Answer 503 with Retry-After while the database can not be reached.
+
+        The page stands alone: the usual layout would query the database again for the
+        signed-in user and their orgs.
+        """
+        db.session.rollback()
+        app.logger.error("database unavailable: %s", type(error).__name__, exc_info=error)
+        response = render_error(
+            503,
+            "Temporarily unavailable",
+            "Linkdeck can not reach its database right now. Try again in a minute.",
+            database_down=True,
+        )
+        response.headers["Retry-After"] = "30"
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.errorhandler(InternalServerError)
     def server_error(error: InternalServerError):
+        """Undo the failed request's writes and answer 500 without showing the exception."""
         db.session.rollback()
         return render_error(
             500, "Something went wrong", "The error has been logged. Please try again shortly."
         )
+
+
+def _render_without_context(template: str, **context) -> str:
+    """Render a template with only what it is given (and url_for), querying nothing."""
+    return current_app.jinja_env.get_template(template).render(**context)
 
 
 def register_security_headers(app: Flask) -> None:
@@ -184,6 +279,7 @@ def register_security_headers(app: Flask) -> None:
 
     @app.after_request
     def add_headers(response):
+        """Set the security headers a view has not set itself."""
         response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
@@ -196,4 +292,5 @@ def register_commands(app: Flask) -> None:
 
     @app.shell_context_processor
     def shell_context():
+        """Names `flask shell` starts with."""
         return {"db": db, "models": models}

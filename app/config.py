@@ -6,6 +6,8 @@ from datetime import timedelta
 # Values that look like a key but are not one; refusing them catches copy-pasted examples.
 _KNOWN_WEAK_KEYS = {"dev", "development", "changeme", "secret", "secret-key", "please-change-me"}
 MIN_SECRET_KEY_LENGTH = 32
+# Without these nobody can sign in; the client secret may be empty (a public client with PKCE).
+REQUIRED_OIDC_SETTINGS = ("OIDC_ISSUER", "OIDC_CLIENT_ID")
 
 
 def normalise_database_url(url: str) -> str:
@@ -23,6 +25,11 @@ def is_strong_secret_key(key: object) -> bool:
     if not isinstance(key, str):
         return False
     return len(key) >= MIN_SECRET_KEY_LENGTH and key.lower() not in _KNOWN_WEAK_KEYS
+
+
+def missing_oidc_settings(config) -> list[str]:
+    """Name the OIDC settings sign-in needs that are empty or unset."""
+    return [name for name in REQUIRED_OIDC_SETTINGS if not str(config.get(name) or "").strip()]
 
 
 def config_from_environment() -> dict:
@@ -51,6 +58,20 @@ def config_from_environment() -> dict:
         # Unset by default: any client can send such a header, so it is read only when a
         # proxy we trust is known to overwrite it.
         "COUNTRY_HEADER": os.environ.get("COUNTRY_HEADER", "").strip() or None,
+        # Rate limits. Memory storage is per process, so production points this at Redis to
+        # share the counts between workers and dynos.
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # No X-RateLimit headers on every redirect; a 429 says when to retry (see
+        # register_errorhandlers).
+        "RATELIMIT_HEADERS_ENABLED": False,
+        # A limiter store that is down must not take redirects down with it: count in
+        # memory until it is back.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Creating links, per person: plenty for people, a brake on a runaway script.
+        "LINK_CREATE_LIMIT": "30 per minute;1000 per day",
+        # Unknown short links, per client IP: guessing slugs is what this slows down.
+        "UNKNOWN_SLUG_LIMIT": "60 per minute",
     }
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])

@@ -4,6 +4,8 @@ Authlib's OAuth registry is the exception: it binds a single app and caches its 
 so `create_app` gives every app a registry of its own (see `register_extensions`).
 """
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -29,3 +31,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Keyed by client IP (ProxyFix makes it the visitor's, not the router's); views that
+# limit per person pass their own key.
+limiter = Limiter(key_func=get_remote_address)

@@ -136,6 +136,9 @@ def main() -> int:
             "DATABASE_URL": database_url,
             "SECRET_KEY": secrets.token_hex(32),
             "SHORT_BASE_URL": "https://go.bench.test",
+            # Required to start; the benchmark never signs in, so no provider has to answer.
+            "OIDC_ISSUER": "https://idp.bench.invalid",
+            "OIDC_CLIENT_ID": "linkdeck-bench",
         }
         port = free_port()
         server = None

@@ -1,11 +1,14 @@
 """The factory, configuration, health check, error pages and response headers."""
 
+import logging
 from pathlib import Path
 
 import pytest
+from flask import abort, request
 
 from app import create_app
 from app.config import config_from_environment, normalise_database_url
+from tests.conftest import TEST_SECRET_KEY
 
 
 @pytest.mark.parametrize(
@@ -33,6 +36,38 @@ def test_production_refuses_to_start_without_a_strong_secret_key(monkeypatch, ke
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app({"SECRET_KEY": key, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+@pytest.mark.parametrize("missing", ["OIDC_ISSUER", "OIDC_CLIENT_ID"])
+@pytest.mark.parametrize("empty", ["", None, "  "])
+def test_production_refuses_to_start_without_an_identity_provider(missing, empty):
+    settings = {
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": "sqlite://",
+        "OIDC_ISSUER": "https://idp.example.com",
+        "OIDC_CLIENT_ID": "linkdeck",
+        missing: empty,
+    }
+    with pytest.raises(RuntimeError, match=f"{missing} must be set, or nobody can sign in"):
+        create_app(settings)
+
+
+@pytest.fixture
+def production_logging_undone():
+    """Put the shared `app` logger back after a production app pointed it at stdout."""
+    logger = logging.getLogger("app")
+    handlers, level = logger.handlers[:], logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("production_logging_undone")
+def test_production_with_an_identity_provider_starts_and_signs_in_there(app_config, idp):
+    app = create_app({**app_config, "TESTING": False})
+    response = app.test_client().get("/login")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"{idp.url}/")
 
 
 def test_testing_without_a_key_gets_a_random_one(monkeypatch):
@@ -80,10 +115,61 @@ def test_api_errors_are_json(client):
     assert response.get_json()["error"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("code", "title", "error"),
+    [
+        (400, "Bad Request", "bad_request"),
+        (403, "Forbidden", "forbidden"),
+        (404, "Not Found", "not_found"),
+        (405, "Method Not Allowed", "method_not_allowed"),
+        (410, "Gone", "gone"),
+        (500, "Something went wrong", "something_went_wrong"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/probe/{code}", "/api/probe/{code}", "/api?code={code}"])
+def test_errors_are_a_page_or_json_under_api(app, code, title, error, path):
+    def fail(code: int):
+        """Fail the way a view would: abort, or an exception nobody caught."""
+        if code == 500:
+            raise RuntimeError("probe: secret detail")
+        abort(code)
+
+    app.add_url_rule("/probe/<int:code>", "probe", fail)
+    app.add_url_rule("/api/probe/<int:code>", "api_probe", fail)
+    app.add_url_rule("/api", "api_root_probe", lambda: fail(request.args.get("code", type=int)))
+    if code == 500:
+        # Answer as in production instead of re-raising into the test.
+        app.config["PROPAGATE_EXCEPTIONS"] = False
+    # A 405 comes from the router, which knows the allowed methods: ask with one it lacks.
+    method = "DELETE" if code == 405 else "GET"
+
+    response = app.test_client().open(path.format(code=code), method=method)
+
+    assert response.status_code == code
+    body = response.get_data(as_text=True)
+    assert "secret detail" not in body
+    assert "Traceback" not in body
+    if code == 405:
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    if path.startswith("/api"):
+        assert response.mimetype == "application/json"
+        payload = response.get_json()
+        assert set(payload) == {"error", "message"}
+        assert payload["error"] == error
+        assert payload["message"]
+    else:
+        assert response.mimetype == "text/html"
+        assert f"<title>{title} · Linkdeck</title>" in body
+        assert f"<h1>{title}</h1>" in body
+        assert f"Error {code}" in body
+        assert '<meta name="csrf-token" content="' in body
+
+
 def test_wrong_method_gets_405_with_allow(client):
+    # No CSRF error first: a request that matches no route never reaches the CSRF check.
     response = client.delete("/orgs")
-    # CSRF runs first for unsafe methods on routes that exist; a route without DELETE is 405.
-    assert response.status_code in (400, 405)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
     response = client.get("/logout")
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"]

@@ -1,5 +1,9 @@
 """Sign-in through the real OIDC provider: state, nonce, PKCE, next, identity by (iss, sub)."""
 
+import base64
+import hashlib
+import logging
+import re
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -20,6 +24,24 @@ def is_signed_in(client) -> bool:
     return client.get("/orgs").status_code == 200
 
 
+def assert_nobody_signed_in(app, client) -> None:
+    """No user row was written and this browser is sent to sign in, as a stranger would be."""
+    assert user_count(app) == 0
+    response = client.get("/orgs")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def refusal_reasons(caplog) -> list[str]:
+    """What the callback logged when it refused a sign-in."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "app.blueprints.auth.views"
+        and record.getMessage().startswith("sign-in refused")
+    ]
+
+
 def test_login_redirects_to_provider_with_pkce_state_and_nonce(client, idp):
     params = parse_qs(urlsplit(start_sign_in(client)).query)
     assert params["code_challenge_method"] == ["S256"]
@@ -27,6 +49,25 @@ def test_login_redirects_to_provider_with_pkce_state_and_nonce(client, idp):
     assert params["state"][0]
     assert params["nonce"][0]
     assert params["redirect_uri"] == ["http://localhost/auth/callback"]
+
+
+def test_token_request_proves_the_pkce_verifier(client, idp):
+    idp.set_user("ada", email="ada@example.com", email_verified=True)
+    authorize_url = start_sign_in(client)
+    sent = parse_qs(urlsplit(authorize_url).query)
+    # The verifier is the secret: it never travels through the browser.
+    assert "code_verifier" not in sent
+    callback = idp.authorize(authorize_url, "ada")
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    assert finish_sign_in(client, callback).status_code == 302
+
+    [token_request] = [r for r in idp.token_requests if r.get("code") == code]
+    assert token_request["grant_type"] == "authorization_code"
+    verifier = token_request["code_verifier"]
+    assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier)  # RFC 7636 section 4.1
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == sent["code_challenge"][0]
+    assert sent["code_challenge_method"] == ["S256"]
 
 
 def test_sign_in_creates_user_from_id_token(app, client, sign_in, idp):
@@ -44,7 +85,8 @@ def test_sign_in_creates_user_from_id_token(app, client, sign_in, idp):
 
 
 @pytest.mark.parametrize("state", [None, "forged-state"])
-def test_callback_with_missing_or_wrong_state_is_refused(app, client, idp, state):
+def test_callback_with_missing_or_wrong_state_is_refused(app, client, idp, caplog, state):
+    caplog.set_level(logging.WARNING)
     idp.set_user("mallory", email="mallory@example.com", email_verified=True)
     callback = urlsplit(idp.authorize(start_sign_in(client), "mallory"))
     query = parse_qs(callback.query)
@@ -55,8 +97,9 @@ def test_callback_with_missing_or_wrong_state_is_refused(app, client, idp, state
     response = client.get(callback.path, query_string=urlencode(query, doseq=True))
     assert response.status_code == 400
     assert "Sign-in failed" in response.get_data(as_text=True)
-    assert user_count(app) == 0
-    assert not is_signed_in(client)
+    [reason] = refusal_reasons(caplog)
+    assert "mismatching_state" in reason
+    assert_nobody_signed_in(app, client)
 
 
 def test_replayed_callback_is_refused(app, client, idp):
@@ -68,7 +111,8 @@ def test_replayed_callback_is_refused(app, client, idp):
     assert not is_signed_in(client)
 
 
-def test_id_token_with_wrong_nonce_is_refused(app, client, idp):
+def test_id_token_with_wrong_nonce_is_refused(app, client, idp, caplog):
+    caplog.set_level(logging.WARNING)
     idp.set_user("eve", email="eve@example.com", email_verified=True)
     authorize = urlsplit(start_sign_in(client))
     query = parse_qs(authorize.query)
@@ -76,8 +120,37 @@ def test_id_token_with_wrong_nonce_is_refused(app, client, idp):
     tampered = urlunsplit(authorize._replace(query=urlencode(query, doseq=True)))
     response = finish_sign_in(client, idp.authorize(tampered, "eve"))
     assert response.status_code == 400
-    assert user_count(app) == 0
-    assert not is_signed_in(client)
+    [reason] = refusal_reasons(caplog)
+    # Authlib words it "Invalid claim: 'nonce'" (1.9, Python 3.12+) or without the colon (1.6).
+    assert "invalid_claim" in reason
+    assert "'nonce'" in reason
+    assert_nobody_signed_in(app, client)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected", "claim"),
+    [
+        # The provider signs a token for the client that asked; we expect another audience.
+        ("OIDC_CLIENT_ID", "another-client", "aud"),
+        # The token comes from a provider other than the one we trust (a mix-up).
+        ("OIDC_ISSUER", "https://evil.example", "iss"),
+    ],
+    ids=["wrong-audience", "wrong-issuer"],
+)
+def test_id_token_for_another_audience_or_issuer_is_refused(
+    app, client, idp, caplog, setting, expected, claim
+):
+    caplog.set_level(logging.WARNING)
+    idp.set_user("eve", email="eve@example.com", email_verified=True)
+    authorize_url = start_sign_in(client)
+    app.config[setting] = expected
+    response = finish_sign_in(client, idp.authorize(authorize_url, "eve"))
+    assert response.status_code == 400
+    assert "Sign-in failed" in response.get_data(as_text=True)
+    [reason] = refusal_reasons(caplog)
+    assert "invalid_claim" in reason
+    assert f"'{claim}'" in reason
+    assert_nobody_signed_in(app, client)
 
 
 def test_provider_denial_signs_nobody_in(app, client, idp):

@@ -17,6 +17,17 @@
     }
   });
 
+  // An alert reports one failed action (see errors/partials/alert.html); the next change
+  // that works clears it. Polling GETs leave it alone.
+  document.addEventListener("htmx:after:request", function (event) {
+    const ctx = event.detail.ctx;
+    const method = (ctx.request.method || "GET").toUpperCase();
+    const alerts = document.getElementById("alerts");
+    if (alerts && method !== "GET" && ctx.response && ctx.response.status < 400) {
+      alerts.replaceChildren();
+    }
+  });
+
   function showFeedback(button, text) {
     if (!button.dataset.label) {
       button.dataset.label = button.textContent;
