@@ -2,7 +2,7 @@
 in both shapes (htmx fragment and full page)."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -227,7 +227,14 @@ def test_a_deleted_slug_is_retired_for_everyone(app, org_team, acme):
     response = post_link(org_team["owner"], acme, slug="launch")
     assert response.status_code == 409
     assert "retired" in response.get_data(as_text=True)
+    # Nor can another org pick it up and catch the old link's traffic.
+    outsider = org_team["outsider"]
+    other_org = create_org_as(outsider, "Elsewhere")
+    response = post_link(outsider, other_org, slug="launch")
+    assert response.status_code == 409
+    assert "retired" in response.get_data(as_text=True)
     assert link_count(app) == 1
+    assert outsider.get("/launch").status_code == 410
 
 
 def test_random_slug_collisions_are_retried(app, owner, acme, monkeypatch):
@@ -252,8 +259,12 @@ def test_giving_up_on_random_slugs_answers_503_and_writes_nothing(app, owner, ac
     monkeypatch.setattr(slug_service, "generate_slug", lambda: "aaaaaaaa")
     response = post_link(owner, acme, "https://example.com/second", htmx=True)
     assert response.status_code == 503
-    assert "Retry-After" in response.headers
-    assert "try again" in response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "1"
+    # An alert, not an error under the custom slug field the person left blank.
+    assert response.headers["HX-Retarget"] == "#alerts"
+    body = response.get_data(as_text=True)
+    assert "Could not pick a free short link just now; please try again." in body
+    assert 'id="slug-error"' not in body
     assert link_count(app) == 1
 
 
@@ -362,8 +373,55 @@ def test_search_never_shows_another_orgs_links(app, owner, acme, signed_in_clien
     rival = signed_in_client("rival")
     rival_org = create_org_as(rival, "Rival")
     insert_links(app, rival_org, "rival", ["secret-1", "secret-2"], title="secret")
+    insert_links(app, acme, "owner", ["our-secret"], title="secret")
     response = owner.get(dashboard_path(acme), query_string={"q": "secret"}, headers=HX)
-    assert "secret-1" not in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert re.findall(r'<tr id="link-([a-z0-9-]+)"', body) == ["our-secret"]
+    assert "secret-1" not in body
+    assert "secret-2" not in body
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("x\x00y", ["xy-test"]),
+        ("\x00", ["tabandnewline", "xy-test"]),
+        ("tab\tand\nnewline", ["tabandnewline"]),
+    ],
+)
+def test_a_search_with_control_characters_is_searched_without_them(app, owner, acme, query, found):
+    insert_links(app, acme, "owner", ["xy-test", "tabandnewline"])
+    response = owner.get(dashboard_path(acme), query_string={"q": query}, headers=HX)
+    assert response.status_code == 200
+    assert re.findall(r'<tr id="link-([a-z0-9-]+)"', response.get_data(as_text=True)) == found
+
+
+@pytest.mark.parametrize(
+    ("page_query", "listed"),
+    [
+        ("", True),
+        ("?q=launch", True),
+        ("?q=other", False),
+        ("?status=active", True),
+        ("?status=inactive", False),
+        ("?mine=1", True),
+        ("?before=abc", False),
+    ],
+)
+def test_a_new_link_joins_the_list_on_screen_only_if_that_list_would_show_it(
+    app, owner, acme, page_query, listed
+):
+    headers = {**HX, "HX-Current-URL": f"http://localhost{dashboard_path(acme)}{page_query}"}
+    data = {"url": "https://example.com/launch", "slug": "launch-day"}
+    data["csrf_token"] = csrf_token(owner, dashboard_path(acme))
+
+    response = owner.post(dashboard_path(acme), data=data, headers=headers)
+
+    assert response.status_code == 201
+    body = response.get_data(as_text=True)
+    assert ('hx-target="#links-body"' in body) is listed
+    assert ("It is not in the list below" in body) is not listed
+    assert link_row(app, "launch-day") is not None
 
 
 def test_filters_for_status_and_my_links(app, org_team, acme):
@@ -447,7 +505,7 @@ def test_creator_edits_destination_and_title_and_the_redirect_follows_at_once(ap
     assert fields == ["destination", "title"]
 
 
-def test_edit_without_javascript_goes_back_to_the_link_page(org_team, acme):
+def test_edit_without_javascript_goes_back_to_the_link_page(app, org_team, acme):
     owner = org_team["owner"]
     create_link(owner, acme, "guide")
     form = owner.get(f"/orgs/{acme}/links/guide/edit")
@@ -459,6 +517,105 @@ def test_edit_without_javascript_goes_back_to_the_link_page(org_team, acme):
     )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/orgs/{acme}/links/guide"
+    assert link_row(app, "guide").destination == "https://example.com/v2"
+    assert owner.get("/guide").headers["Location"] == "https://example.com/v2"
+
+
+def test_edit_sets_changes_and_clears_expiry_and_click_limit(app, org_team, acme):
+    member = org_team["member"]
+    create_link(member, acme, "promo")
+    edit_path = f"/orgs/{acme}/links/promo"
+
+    def save(expires_at: str, max_clicks: str):
+        data = {"url": "https://example.com/page", "title": "", "expires_at": expires_at}
+        return mutate(member, "PATCH", edit_path, acme, data={**data, "max_clicks": max_clicks})
+
+    assert save("2031-05-01T09:30", "3").status_code == 200
+    row = link_row(app, "promo")
+    assert row.expires_at == datetime(2031, 5, 1, 9, 30, tzinfo=UTC)
+    assert row.max_clicks == 3
+    form = member.get(f"{edit_path}/edit", headers=HX).get_data(as_text=True)
+    assert 'value="2031-05-01T09:30"' in form
+    assert re.search(r'name="max_clicks"[^>]*value="3"', form)
+
+    assert save("", "").status_code == 200
+    row = link_row(app, "promo")
+    assert (row.expires_at, row.max_clicks) == (None, None)
+
+    history = member.get(edit_path).get_data(as_text=True).split('id="link-history"')[1]
+    assert "Expiry" in history
+    assert "2031-05-01T09:30+00:00" in history
+    assert "Click limit" in history
+    with app.app_context():
+        changes = db.session.execute(
+            db.select(LinkChange.field, LinkChange.old_value, LinkChange.new_value).order_by(
+                LinkChange.id
+            )
+        ).all()
+    assert [tuple(change) for change in changes] == [
+        ("expires_at", None, "2031-05-01T09:30+00:00"),
+        ("max_clicks", None, "3"),
+        ("expires_at", "2031-05-01T09:30+00:00", None),
+        ("max_clicks", "3", None),
+    ]
+
+
+def test_raising_the_click_limit_brings_an_exhausted_link_back(app, org_team, acme):
+    owner = org_team["owner"]
+    create_link(owner, acme, "once", max_clicks="1")
+    assert owner.get("/once").status_code == 302
+    assert owner.get("/once").status_code == 410
+
+    data = {"url": "https://example.com/page", "title": "", "expires_at": "", "max_clicks": "5"}
+    assert mutate(owner, "PATCH", f"/orgs/{acme}/links/once", acme, data=data).status_code == 200
+
+    assert owner.get("/once").status_code == 302
+
+
+def test_an_expired_links_unchanged_expiry_does_not_block_other_edits(app, org_team, acme):
+    owner = org_team["owner"]
+    create_link(owner, acme, "past")
+    update_row(app, "past", expires_at=datetime(2020, 1, 1, 12, 0, tzinfo=UTC))
+    data = {"url": "https://example.com/new", "title": "Renamed", "expires_at": "2020-01-01T12:00"}
+
+    response = mutate(owner, "PATCH", f"/orgs/{acme}/links/past", acme, data=data)
+
+    assert response.status_code == 200
+    row = link_row(app, "past")
+    assert (row.title, row.expires_at) == ("Renamed", datetime(2020, 1, 1, 12, 0, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("expires_at", "2001-01-01T00:00", "Choose an expiry time in the future."),
+        ("expires_at", "next tuesday", "Give the expiry as a date and time"),
+        ("max_clicks", "0", "Give the click limit as a whole number of 1 or more."),
+        ("max_clicks", "-3", "Give the click limit as a whole number of 1 or more."),
+        ("max_clicks", "1e3", "Give the click limit as a whole number of 1 or more."),
+    ],
+)
+def test_a_bad_expiry_or_click_limit_is_shown_by_its_field(
+    app, org_team, acme, field, value, message
+):
+    owner = org_team["owner"]
+    create_link(owner, acme, "guide")
+    data = {"url": "https://example.com/other", "title": "", "expires_at": "", "max_clicks": ""}
+
+    response = mutate(
+        owner, "PATCH", f"/orgs/{acme}/links/guide", acme, data={**data, field: value}
+    )
+
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert f'id="{field}-error"' in body
+    assert message in body
+    row = link_row(app, "guide")
+    assert (row.destination, row.expires_at, row.max_clicks) == (
+        "https://example.com/page",
+        None,
+        None,
+    )
 
 
 def test_edit_form_fragment_is_a_table_row(org_team, acme):
@@ -544,13 +701,17 @@ def test_deactivating_and_reactivating_keeps_the_link_and_its_clicks(app, org_te
     assert link_row(app, "sale").click_count == 8
 
 
-def test_deactivate_without_javascript_redirects_to_the_link_page(org_team, acme):
+def test_deactivate_without_javascript_redirects_to_the_link_page(app, org_team, acme):
     owner = org_team["owner"]
     create_link(owner, acme, "sale")
     response = mutate(owner, "POST", f"/orgs/{acme}/links/sale/deactivate", acme, htmx=False)
     assert response.status_code == 302
     assert response.headers["Location"] == f"/orgs/{acme}/links/sale"
-    assert "Link deactivated" not in owner.get(response.headers["Location"]).get_data(as_text=True)
+    assert link_row(app, "sale").is_active is False
+    page = owner.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'data-status="inactive"' in page
+    assert ">Reactivate</button>" in page
+    assert owner.get("/sale").status_code == 410
 
 
 def test_admin_deletes_a_link_and_its_slug_stays_retired(app, org_team, acme):
@@ -587,12 +748,47 @@ def test_deleting_from_the_link_page_sends_htmx_to_the_dashboard(org_team, acme)
     assert response.headers["HX-Redirect"] == dashboard_path(acme)
 
 
-def test_delete_without_htmx_redirects_to_the_dashboard(org_team, acme):
+def test_delete_without_htmx_redirects_to_the_dashboard(app, org_team, acme):
     create_link(org_team["owner"], acme, "old-news")
     response = mutate(org_team["owner"], "DELETE", f"/orgs/{acme}/links/old-news", acme, htmx=False)
     assert response.status_code == 303
     assert response.headers["Location"] == dashboard_path(acme)
     assert "HX-Request" in response.headers["Vary"]
+    assert link_row(app, "old-news").deleted_at is not None
+
+
+def test_delete_without_javascript_asks_on_a_page_first(app, org_team, acme):
+    create_link(org_team["member"], acme, "old-news", "https://example.com/old")
+    admin = org_team["admin"]
+    row = admin.get(dashboard_path(acme)).get_data(as_text=True).split('id="link-old-news"')[1]
+    confirm_path = f"/orgs/{acme}/links/old-news/delete"
+    assert f'href="{confirm_path}"' in row
+
+    page = admin.get(confirm_path)
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Delete https://go.acme.test/old-news?" in body
+    assert "https://example.com/old" in body
+    assert f'action="{confirm_path}"' in body
+    assert link_row(app, "old-news").deleted_at is None
+
+    response = admin.post(confirm_path, data={"csrf_token": csrf_token(admin)})
+    assert response.status_code == 303
+    assert response.headers["Location"] == dashboard_path(acme)
+    assert link_row(app, "old-news").deleted_at is not None
+    dashboard = admin.get(dashboard_path(acme)).get_data(as_text=True)
+    assert "Deleted https://go.acme.test/old-news" in dashboard
+    assert 'id="link-old-news"' not in dashboard
+    assert admin.get("/old-news").status_code == 410
+
+
+def test_a_member_can_neither_open_nor_send_the_delete_page(app, org_team, acme):
+    member = org_team["member"]
+    create_link(member, acme, "mine")
+    confirm_path = f"/orgs/{acme}/links/mine/delete"
+    assert member.get(confirm_path).status_code == 403
+    assert member.post(confirm_path, data={"csrf_token": csrf_token(member)}).status_code == 403
+    assert link_row(app, "mine").deleted_at is None
 
 
 def test_member_sees_no_delete_button_and_a_forged_delete_is_forbidden(app, org_team, acme):
@@ -750,3 +946,60 @@ def test_role_matrix(app, org_team, acme, role, action, whose, expected):
     fields = ("destination", "title", "is_active", "deleted_at")
     changed = any(getattr(before, f) != getattr(after, f) for f in fields)
     assert changed is (expected == 200)
+
+
+# Every links route that htmx calls, in both shapes: (method, path under /orgs/<org>/links,
+# form data, status for a browser, status for htmx, how the htmx fragment starts).
+SHAPES = [
+    ("GET", "", None, 200, 200, '<section id="links"'),
+    ("POST", "", {"url": "https://example.com/new"}, 302, 201, '<form id="create-link-form"'),
+    ("GET", "/{slug}", None, 200, 200, '<tr id="link-{slug}"'),
+    ("GET", "/{slug}/stats", None, 302, 200, '<section id="link-stats"'),
+    ("GET", "/{slug}/edit", None, 200, 200, '<tr id="link-{slug}" class="link-row editing"'),
+    ("PATCH", "/{slug}", {"url": "https://example.com/v2"}, 302, 200, '<tr id="link-{slug}"'),
+    ("POST", "/{slug}", {"url": "https://example.com/v3"}, 302, 200, '<tr id="link-{slug}"'),
+    ("POST", "/{slug}/deactivate", None, 302, 200, '<tr id="link-{slug}"'),
+    ("POST", "/{slug}/activate", None, 302, 200, '<tr id="link-{slug}"'),
+    ("DELETE", "/{slug}", None, 303, 200, ""),
+]
+# Routes htmx never calls: downloads, the count a row polls, and the no-JavaScript delete page.
+NOT_HTMX = {
+    "links.qr",
+    "links.links_csv",
+    "links.clicks_csv",
+    "links.click_count",
+    "links.confirm_delete",
+    "links.delete_confirmed",
+}
+
+
+@pytest.mark.parametrize(("method", "suffix", "data", "page_status", "hx_status", "starts"), SHAPES)
+def test_every_htmx_endpoint_has_a_full_page_twin(
+    org_team, acme, method, suffix, data, page_status, hx_status, starts
+):
+    owner = org_team["owner"]
+    shapes = {}
+    for htmx, slug in ((False, "for-page"), (True, "for-htmx")):
+        create_link(owner, acme, slug)
+        path = f"/orgs/{acme}/links{suffix.format(slug=slug)}"
+        shapes[htmx] = mutate(owner, method, path, acme, htmx=htmx, data=data)
+
+    page, fragment = shapes[False], shapes[True]
+    assert (page.status_code, fragment.status_code) == (page_status, hx_status)
+    assert "HX-Request" in page.headers["Vary"]
+    assert "HX-Request" in fragment.headers["Vary"]
+    if page_status == 200:
+        assert "<html" in page.get_data(as_text=True)
+    body = fragment.get_data(as_text=True)
+    assert "<html" not in body
+    assert body.lstrip().startswith(starts.format(slug="for-htmx"))
+
+
+def test_the_shapes_table_names_every_links_route(app):
+    covered = {(method, f"/orgs/<org_slug>/links{suffix}") for method, suffix, *_ in SHAPES}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("links.") or rule.endpoint in NOT_HTMX:
+            continue
+        path = rule.rule.replace("<slug>", "{slug}")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (method, path) in covered, f"add {method} {rule.rule} to SHAPES or NOT_HTMX"

@@ -157,6 +157,7 @@ def unicode_destination(stored: str) -> str:
 
 
 def _too_long() -> InvalidInput:
+    """The error for a destination over MAX_DESTINATION_LENGTH once encoded."""
     return InvalidInput(
         f"The address is too long: keep it to {MAX_DESTINATION_LENGTH} characters "
         "(after encoding).",
@@ -173,6 +174,7 @@ def _normalise_host(host: str) -> str | None:
 
 
 def _is_own_host(host: str, hosts: Iterable[str]) -> bool:
+    """Tell whether `host` is one of ours, or a subdomain of one."""
     for own in hosts:
         normalised = _normalise_host(own)
         if normalised and (host == normalised or host.endswith("." + normalised)):
@@ -181,6 +183,7 @@ def _is_own_host(host: str, hosts: Iterable[str]) -> bool:
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host names literally (brackets allowed), else None."""
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -188,6 +191,8 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 
 def _is_non_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Tell whether an address is not on the public internet, judging an IPv6 address that
+    wraps an IPv4 one by the IPv4 address inside."""
     if ip.version == 6:
         # IPv6 forms that carry an IPv4 address: judge the IPv4 address inside.
         embedded = ip.ipv4_mapped or ip.sixtofour
@@ -201,6 +206,7 @@ def _is_non_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def _is_private_host(host: str) -> bool:
+    """Tell whether a host is a private address or an intranet-style name."""
     ip = _ip_literal(host)
     if ip is not None:
         return _is_non_global(ip)
@@ -208,6 +214,7 @@ def _is_private_host(host: str) -> bool:
 
 
 def _has_lookalike_label(host: str) -> bool:
+    """Tell whether a label mixes scripts in a way used to imitate another name."""
     if _ip_literal(host) is not None:
         return False
     for label in ada_url.idna_to_unicode(host).split("."):

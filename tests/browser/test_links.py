@@ -4,7 +4,11 @@ and what a member may not do."""
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
+
+from app.models import utcnow
+from tests.conftest import create_org_as
+from tests.link_helpers import update_row
 
 pytestmark = pytest.mark.browser
 
@@ -47,9 +51,12 @@ def test_link_lifecycle_without_page_reloads(page: Page, live_server, idp):
     # A marker that a full page load would wipe: everything below must happen in place.
     page.evaluate("window.stillTheSamePage = true")
 
-    # A refused destination comes back under its field.
+    # A refused destination comes back under its field, and the next refusal replaces it.
     shorten(page, f"{SHORT}/loop")
     expect(page.locator("#url-error")).to_contain_text("one of our own short links")
+    shorten(page, "https://example.com/ok", slug="login")
+    expect(page.locator("#slug-error")).to_contain_text("reserved")
+    expect(page.locator("#url-error")).to_have_count(0)
 
     shorten(page, "https://example.com/spring", slug="Spring-Launch", title="Spring launch")
     row = page.locator("#link-spring-launch")
@@ -105,30 +112,104 @@ def test_link_lifecycle_without_page_reloads(page: Page, live_server, idp):
 
 
 def test_member_sees_no_delete_button_and_a_forged_delete_is_refused(
-    page: Page, browser: Browser, live_server, idp, grant_role
+    page: Page, second_person, live_server, idp, grant_role
 ):
     sign_in(page, live_server, idp, "olga", "Olga Owner")
     create_org(page, "Olga Co")
     shorten(page, "https://example.com/keep", slug="keep-me")
     expect(page.locator("#link-keep-me")).to_be_visible()
 
-    member_context = browser.new_context()
-    member = member_context.new_page()
-    try:
-        sign_in(member, live_server, idp, "milo", "Milo Member")
-        grant_role("olga-co", "milo", "member")
-        member.goto(f"{live_server}/orgs/olga-co/links")
-        row = member.locator("#link-keep-me")
-        expect(row).to_be_visible()
-        expect(row.get_by_role("button", name="Delete")).to_have_count(0)
-        expect(row.get_by_role("button", name="Deactivate")).to_have_count(0)
+    member = second_person()
+    sign_in(member, live_server, idp, "milo", "Milo Member")
+    grant_role("olga-co", "milo", "member")
+    member.goto(f"{live_server}/orgs/olga-co/links")
+    row = member.locator("#link-keep-me")
+    expect(row).to_be_visible()
+    expect(row.get_by_role("button", name="Delete")).to_have_count(0)
+    expect(row.get_by_role("button", name="Deactivate")).to_have_count(0)
 
-        token = member.locator('meta[name="csrf-token"]').get_attribute("content")
-        forged = member.request.delete(
-            f"{live_server}/orgs/olga-co/links/keep-me",
-            headers={"X-CSRFToken": token, "HX-Request": "true"},
-        )
-        assert forged.status == 403
-    finally:
-        member_context.close()
+    token = member.locator('meta[name="csrf-token"]').get_attribute("content")
+    forged = member.request.delete(
+        f"{live_server}/orgs/olga-co/links/keep-me",
+        headers={"X-CSRFToken": token, "HX-Request": "true"},
+    )
+    assert forged.status == 403
     assert status_of(page, f"{live_server}/keep-me") == 302
+
+
+def test_a_refused_row_action_shows_an_alert_and_leaves_the_table_whole(
+    page: Page, live_server, idp, app
+):
+    sign_in(page, live_server, idp, "gus", "Gus Owner")
+    create_org(page, "Gus Co")
+    shorten(page, "https://example.com/a", slug="first-one")
+    # The form resets when a create comes back: fill it again only after that.
+    expect(page.locator("#link-first-one")).to_be_visible()
+    shorten(page, "https://example.com/b", slug="second-one")
+    expect(page.locator("#link-second-one")).to_be_visible()
+
+    # Someone else deletes the first link while this page is open.
+    update_row(app, "first-one", deleted_at=utcnow())
+    page.locator("#link-first-one").get_by_role("button", name="Deactivate").click()
+
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("No such link in this organisation.")
+    expect(page.locator("#links table thead")).to_have_count(1)
+    expect(page.locator("main main, #links nav.org-nav")).to_have_count(0)
+    expect(page.locator("#link-second-one")).to_be_visible()
+
+    # The next action that works clears the alert.
+    page.locator("#link-second-one").get_by_role("button", name="Deactivate").click()
+    expect(page.locator("#link-second-one")).to_contain_text("Inactive")
+    expect(alert).to_have_count(0)
+
+
+def test_an_admin_deletes_a_members_link_after_confirming(
+    page: Page, second_person, live_server, idp, grant_role, signed_in_client
+):
+    owner = signed_in_client("oscar", name="Oscar Owner")
+    org = create_org_as(owner, "Oscar Co")
+    signed_in_client("mia", name="Mia Member")
+    grant_role(org, "mia", "member")
+    member = second_person()
+    sign_in(member, live_server, idp, "mia", "Mia Member")
+    member.goto(f"{live_server}/orgs/{org}/links")
+    shorten(member, "https://example.com/old-offer", slug="old-offer")
+    expect(member.locator("#link-old-offer")).to_be_visible()
+
+    sign_in(page, live_server, idp, "ada", "Ada Admin")
+    grant_role(org, "ada", "admin")
+    page.goto(f"{live_server}/orgs/{org}/links")
+    row = page.locator("#link-old-offer")
+    # Dismissing the confirmation keeps the link.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="Delete").click()
+    expect(row).to_be_visible()
+    assert status_of(page, f"{live_server}/old-offer") == 302
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0)
+    assert status_of(page, f"{live_server}/old-offer") == 410
+
+
+def test_a_search_survives_a_reload_and_back_undoes_it(page: Page, live_server, idp):
+    sign_in(page, live_server, idp, "sue", "Sue Searcher")
+    create_org(page, "Sue Co")
+    shorten(page, "https://example.com/spring", slug="spring-sale")
+    expect(page.locator("#link-spring-sale")).to_be_visible()
+    shorten(page, "https://example.com/autumn", slug="autumn-sale")
+    expect(page.locator("#link-autumn-sale")).to_be_visible()
+
+    page.get_by_label("Search links").fill("spring")
+    expect(page.locator("#link-autumn-sale")).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"[?&]q=spring"))
+
+    page.reload()
+    expect(page.get_by_label("Search links")).to_have_value("spring")
+    expect(page.locator("#link-spring-sale")).to_be_visible()
+    expect(page.locator("#link-autumn-sale")).to_have_count(0)
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/orgs/sue-co/links$"))
+    expect(page.locator("#link-autumn-sale")).to_be_visible()

@@ -4,30 +4,31 @@ Each view answers htmx with a fragment from `templates/links/partials/` and ever
 with the page that includes it (DESIGN.md section 6).
 """
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Response,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
     stream_with_context,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
 from app.blueprints.links import bp
-from app.extensions import db
+from app.extensions import db, limiter
 from app.htmx import is_partial_request, render_page_or_partial
 from app.models import utcnow
 from app.services import analytics, destinations, slugs
 from app.services import links as link_service
 from app.services import orgs as org_service
 from app.services.charts import bar_chart
-from app.services.errors import DomainError
+from app.services.errors import DomainError, NotFound
 from app.services.exports import CSV_CONTENT_TYPE, clicks_csv_rows, csv_lines, links_csv_rows
 from app.services.qr import qr_data_uri, qr_download_headers, qr_svg
 
@@ -52,17 +53,26 @@ bp.add_app_template_global(link_service.can_delete, "can_delete_links")
 
 
 def _own_hosts() -> list[str]:
+    """The hosts a destination may not point at: our short domain and this app's host."""
     return destinations.own_hosts(current_app.config.get("SHORT_BASE_URL"), request.host)
 
 
-def _filters() -> dict:
-    status = request.args.get("status", "all")
+def _filters(args: MultiDict | None = None) -> dict:
+    """The dashboard's search, status filter, "created by me" and page, from a query string."""
+    args = request.args if args is None else args
+    status = args.get("status", "all")
     return {
-        "q": request.args.get("q", "").strip()[: link_service.MAX_QUERY_LENGTH],
+        "q": link_service.clean_query(args.get("q", "")),
         "status": status if status in link_service.STATUS_FILTERS else "all",
-        "mine": request.args.get("mine") == "1",
-        "before": request.args.get("before") or None,
+        "mine": args.get("mine") == "1",
+        "before": args.get("before") or None,
     }
+
+
+def _filters_of_current_page() -> dict:
+    """The filters of the dashboard an htmx request was sent from (htmx's HX-Current-URL)."""
+    query = urlsplit(request.headers.get("HX-Current-URL", "")).query
+    return _filters(MultiDict(parse_qsl(query)))
 
 
 def _dashboard(membership, *, status=200, errors=None, values=None):
@@ -85,6 +95,7 @@ def _dashboard(membership, *, status=200, errors=None, values=None):
 
 
 def _load(org_slug: str, slug: str):
+    """The member's membership and the org's live link with this slug (404 otherwise)."""
     membership = org_service.membership_for(current_user, org_slug)
     return membership, link_service.find_link(membership, slug)
 
@@ -94,14 +105,19 @@ def _load(org_slug: str, slug: str):
 def index(org_slug: str):
     """The org's links dashboard: create form, search, filters and pages of links."""
     membership = org_service.membership_for(current_user, org_slug)
-    org_service.remember_last_org(current_user, membership.org)
-    response = _dashboard(membership)
-    db.session.commit()
-    return response
+    return _dashboard(membership)
+
+
+def _person_key() -> str:
+    """The rate-limit key of a signed-in person (their user id), else of their IP."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.get_id()}"
+    return get_remote_address()
 
 
 @bp.post("/orgs/<org_slug>/links")
 @login_required
+@limiter.limit(lambda: current_app.config["LINK_CREATE_LIMIT"], key_func=_person_key)
 def create(org_slug: str):
     """Create a link; htmx gets a fresh form plus the new row, errors come back inline."""
     membership = org_service.membership_for(current_user, org_slug)
@@ -124,28 +140,30 @@ def create(org_slug: str):
             raise
         db.session.rollback()
         errors = {error.field: error.message}
-        if is_partial_request():
-            response = make_response(
-                render_template(
-                    "links/partials/create_form.html",
-                    org=membership.org,
-                    membership=membership,
-                    errors=errors,
-                    values=form,
-                    now=utcnow(),
-                ),
-                error.status_code,
-            )
-            response.vary.add("HX-Request")
-        else:
-            response = make_response(
-                _dashboard(membership, status=error.status_code, errors=errors, values=form)
-            )
-        if error.status_code == 503:
-            response.headers["Retry-After"] = "1"
-        return response
+        if not is_partial_request():
+            return _dashboard(membership, status=error.status_code, errors=errors, values=form)
+        body = render_template(
+            "links/partials/create_form.html",
+            org=membership.org,
+            membership=membership,
+            errors=errors,
+            values=form,
+            now=utcnow(),
+        )
+        return body, error.status_code, {"Vary": "HX-Request"}
     db.session.commit()
     if is_partial_request():
+        # The new row goes on top of the list only if the list on screen would show it.
+        filters = _filters_of_current_page()
+        listed = filters["before"] is None and link_service.is_listed(
+            membership,
+            current_user,
+            link,
+            q=filters["q"],
+            status=filters["status"],
+            mine=filters["mine"],
+            now=utcnow(),
+        )
         body = render_template(
             "links/partials/create_form.html",
             org=membership.org,
@@ -153,6 +171,7 @@ def create(org_slug: str):
             errors={},
             values={},
             created=link,
+            created_listed=listed,
             now=utcnow(),
         )
         return body, 201, {"Vary": "HX-Request"}
@@ -189,6 +208,11 @@ def show(org_slug: str, slug: str):
     )
 
 
+def _stats_args() -> dict:
+    """The query parameters the stats fragment reads, and no others (not `_external`)."""
+    return {key: request.args[key] for key in ("range", "internal") if key in request.args}
+
+
 def _stats_context(org_slug: str, link) -> dict:
     """What the stats fragment needs, for the range and scope the query string asks for."""
     stats = analytics.link_stats(
@@ -212,7 +236,7 @@ def stats(org_slug: str, slug: str):
     if not is_partial_request():
         # The full-page twin is the link page, which includes this fragment.
         return _varies(
-            redirect(url_for("links.show", org_slug=org_slug, slug=link.slug, **request.args))
+            redirect(url_for("links.show", org_slug=org_slug, slug=link.slug, **_stats_args()))
         )
     body = render_template("links/partials/stats.html", **_stats_context(org_slug, link))
     return body, 200, {"Vary": "HX-Request"}
@@ -221,8 +245,16 @@ def stats(org_slug: str, slug: str):
 @bp.get("/orgs/<org_slug>/links/<slug>/clicks")
 @login_required
 def click_count(org_slug: str, slug: str):
-    """The link's current click total, which each dashboard row polls for."""
-    _membership, link = _load(org_slug, slug)
+    """The link's current click total, which each dashboard row polls for.
+
+    A link deleted since the page loaded answers 204, which htmx does not swap: the row
+    stays quiet until the next reload instead of raising an alert every ten seconds.
+    """
+    membership = org_service.membership_for(current_user, org_slug)
+    try:
+        link = link_service.find_link(membership, slug)
+    except NotFound:
+        return "", 204, {"Cache-Control": "no-store"}
     return str(link.click_count), 200, {"Cache-Control": "no-store", "Content-Type": "text/plain"}
 
 
@@ -252,6 +284,7 @@ def clicks_csv(org_slug: str, slug: str):
 
 
 def _csv_download(rows, filename: str) -> Response:
+    """Stream CSV rows as a file download that no cache keeps."""
     response = Response(stream_with_context(csv_lines(rows)), mimetype=CSV_CONTENT_TYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
@@ -264,10 +297,17 @@ def edit(org_slug: str, slug: str):
     """The edit form for a link, as an inline table row for htmx."""
     membership, link = _load(org_slug, slug)
     link_service.require_can_change(membership, link)
-    return _edit_form(membership, link, values={"url": link.destination, "title": link.title})
+    values = {
+        "url": link.destination,
+        "title": link.title,
+        "expires_at": link_service.expiry_input_value(link.expires_at),
+        "max_clicks": link.max_clicks,
+    }
+    return _edit_form(membership, link, values=values)
 
 
 def _edit_form(membership, link, *, values, errors=None, status=200):
+    """Render the edit form: an inline row for htmx, the edit page otherwise."""
     return render_page_or_partial(
         "links/edit.html",
         "links/partials/edit_row.html",
@@ -283,16 +323,20 @@ def _edit_form(membership, link, *, values, errors=None, status=200):
 @bp.route("/orgs/<org_slug>/links/<slug>", methods=["PATCH", "POST"])
 @login_required
 def update(org_slug: str, slug: str):
-    """Change a link's destination and title; redirects follow the change at once."""
+    """Change a link's destination, title, expiry or click limit; redirects follow at once."""
     membership, link = _load(org_slug, slug)
+    form = request.form
     try:
         link_service.update_link(
             membership,
             current_user,
             link,
-            url=request.form.get("url"),
-            title=request.form.get("title"),
+            url=form.get("url"),
+            title=form.get("title"),
+            expires_at=form.get("expires_at"),
+            max_clicks=form.get("max_clicks"),
             own_hosts=_own_hosts(),
+            now=utcnow(),
         )
     except DomainError as error:
         if error.field is None:
@@ -324,6 +368,7 @@ def activate(org_slug: str, slug: str):
 
 
 def _set_active(org_slug: str, slug: str, *, active: bool):
+    """Deactivate or reactivate a link and answer with its row or its page."""
     membership, link = _load(org_slug, slug)
     link_service.set_active(membership, current_user, link, active=active, now=utcnow())
     db.session.commit()
@@ -331,6 +376,7 @@ def _set_active(org_slug: str, slug: str, *, active: bool):
 
 
 def _row_or_link_page(membership, link):
+    """After a change: the link's row for htmx, a redirect to its page otherwise."""
     if is_partial_request():
         body = render_template(
             "links/partials/row.html", membership=membership, link=link, now=utcnow()
@@ -343,9 +389,7 @@ def _row_or_link_page(membership, link):
 @login_required
 def delete(org_slug: str, slug: str):
     """Delete a link (admins and owners); its slug stays retired. htmx gets an empty 200."""
-    membership, link = _load(org_slug, slug)
-    link_service.delete_link(membership, current_user, link, now=utcnow())
-    db.session.commit()
+    link = _delete(org_slug, slug)
     dashboard = url_for("links.index", org_slug=org_slug)
     if is_partial_request():
         headers = {"Vary": "HX-Request"}
@@ -356,6 +400,38 @@ def delete(org_slug: str, slug: str):
         return "", 200, headers
     # 303, so the browser follows with a GET rather than repeating the DELETE.
     return _varies(redirect(dashboard, 303))
+
+
+def _delete(org_slug: str, slug: str):
+    """Delete the link as the signed-in admin or owner, commit, and return it."""
+    membership, link = _load(org_slug, slug)
+    link_service.delete_link(membership, current_user, link, now=utcnow())
+    db.session.commit()
+    return link
+
+
+@bp.get("/orgs/<org_slug>/links/<slug>/delete")
+@login_required
+def confirm_delete(org_slug: str, slug: str):
+    """Ask before deleting: the page the Delete button opens when JavaScript is off."""
+    membership, link = _load(org_slug, slug)
+    link_service.require_can_delete(membership)
+    return render_page_or_partial(
+        "links/confirm_delete.html",
+        "links/partials/confirm_delete.html",
+        org=membership.org,
+        membership=membership,
+        link=link,
+    )
+
+
+@bp.post("/orgs/<org_slug>/links/<slug>/delete")
+@login_required
+def delete_confirmed(org_slug: str, slug: str):
+    """Delete a link once the confirmation page's form is sent, then show the dashboard."""
+    link = _delete(org_slug, slug)
+    flash(f"Deleted {short_url(link.slug)}; it will not lead anywhere again.", "success")
+    return _varies(redirect(url_for("links.index", org_slug=org_slug), 303))
 
 
 def _varies(response):
