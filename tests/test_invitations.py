@@ -32,6 +32,9 @@ def test_admin_invites_an_email_and_sees_a_copyable_link(app, org_team):
     link = invite_link(response)
     assert re.fullmatch(r"http://localhost/invitations/[A-Za-z0-9_-]{43}", link)
     assert "new.person@example.com" in response.get_data(as_text=True)
+    assert f'<button type="button" class="secondary" data-copy="{link}">Copy</button>' in (
+        response.get_data(as_text=True)
+    )
     with app.app_context():
         invitation = db.session.execute(db.select(Invitation)).scalar_one()
         token = link.rsplit("/", 1)[1]
@@ -72,8 +75,13 @@ def test_admin_cannot_invite_an_owner(app, org_team):
     assert snapshot(app) == before
 
 
-def test_owner_can_invite_an_owner(org_team):
-    assert invite(org_team["owner"], "boss@example.com", "owner").status_code == 200
+def test_owner_can_invite_an_owner(app, org_team):
+    response = invite(org_team["owner"], "boss@example.com", "owner")
+    assert response.status_code == 200
+    assert invite_link(response)
+    with app.app_context():
+        rows = db.session.execute(db.select(Invitation.email, Invitation.role)).all()
+    assert [tuple(row) for row in rows] == [("boss@example.com", "owner")]
 
 
 def test_member_cannot_invite(app, org_team):
@@ -95,6 +103,12 @@ def test_member_cannot_invite(app, org_team):
         "@example.com",
         "ada@.com",
         f"{'a' * 310}@example.com",
+        f"ada@{'a' * 64}.com",
+        f"ada@{'ü' * 60}.de",
+        "ada@-acme.com",
+        "ada@acme-.com",
+        "ada@acme_corp.com",
+        "ada@acme..com",
     ],
 )
 def test_invalid_email_is_refused_next_to_the_field(app, org_team, email):
@@ -106,6 +120,17 @@ def test_invalid_email_is_refused_next_to_the_field(app, org_team, email):
     assert 'id="email-error"' in page
     assert 'aria-invalid="true"' in page
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "email", [f"ada@{'a' * 63}.com", "ada@bücher.de", "ada@xn--bcher-kva.de", "a.b+c@mail.acme.io"]
+)
+def test_emails_with_valid_domain_labels_are_invited(app, org_team, email):
+    response = invite(org_team["owner"], email, headers=HX)
+    assert response.status_code == 200
+    assert invite_link(response)
+    with app.app_context():
+        assert db.session.execute(db.select(Invitation.email)).scalar_one() == email
 
 
 def test_inviting_an_existing_member_is_refused_next_to_the_field(app, org_team):
@@ -144,6 +169,8 @@ def test_invitee_accepts_and_joins_with_the_role(app, org_team, signed_in_client
     assert response.status_code == 302
     assert response.headers["Location"] == "/orgs/acme/links"
     assert role_of(app, "acme", "newcomer") == "admin"
+    # The browser follows to the dashboard, and from then on `/` returns there.
+    assert newcomer.get(response.headers["Location"]).status_code == 200
     assert newcomer.get("/").headers["Location"] == "/orgs/acme/links"
 
 
@@ -160,9 +187,11 @@ def test_invitation_is_single_use(app, org_team, signed_in_client):
     path = path_of(invite_link(invite(org_team["owner"], "new@example.com")))
     newcomer = signed_in_client("newcomer", email="new@example.com")
     assert post_form(newcomer, path).status_code == 302
-    again = post_form(newcomer, path)
-    assert again.status_code == 410
-    assert "This invitation has already been used." in again.get_data(as_text=True)
+    before = snapshot(app)
+    for response in (newcomer.get(path), post_form(newcomer, path)):
+        assert response.status_code == 410
+        assert "This invitation has already been used." in response.get_data(as_text=True)
+    assert snapshot(app) == before
 
 
 def test_revoked_invitation_is_gone(app, org_team, signed_in_client):
@@ -176,10 +205,11 @@ def test_revoked_invitation_is_gone(app, org_team, signed_in_client):
     assert revoked.get_data(as_text=True) == ""
     newcomer = signed_in_client("newcomer", email="new@example.com")
     before = snapshot(app)
-    response = post_form(newcomer, path)
-    assert response.status_code == 410
-    assert "This invitation was revoked." in response.get_data(as_text=True)
+    for response in (newcomer.get(path), post_form(newcomer, path)):
+        assert response.status_code == 410
+        assert "This invitation was revoked. Ask for a new one." in response.get_data(as_text=True)
     assert snapshot(app) == before
+    assert role_of(app, "acme", "newcomer") is None
     assert "new@example.com" not in org_team["owner"].get("/orgs/acme/members").get_data(
         as_text=True
     )
@@ -192,17 +222,22 @@ def test_expired_invitation_is_gone(app, org_team, signed_in_client):
         invitation.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
     newcomer = signed_in_client("newcomer", email="new@example.com")
-    response = newcomer.get(path)
-    assert response.status_code == 410
-    assert "This invitation has expired." in response.get_data(as_text=True)
-    assert post_form(newcomer, path).status_code == 410
+    before = snapshot(app)
+    for response in (newcomer.get(path), post_form(newcomer, path)):
+        assert response.status_code == 410
+        assert "This invitation has expired. Ask for a new one." in response.get_data(as_text=True)
+    assert snapshot(app) == before
     assert role_of(app, "acme", "newcomer") is None
 
 
-def test_unknown_token_is_404(org_team, signed_in_client):
+def test_unknown_token_is_404_and_says_the_link_is_not_valid(app, org_team, signed_in_client):
     newcomer = signed_in_client("newcomer", email="new@example.com")
-    assert newcomer.get("/invitations/not-a-real-token").status_code == 404
-    assert post_form(newcomer, "/invitations/not-a-real-token").status_code == 404
+    before = snapshot(app)
+    path = "/invitations/not-a-real-token"
+    for response in (newcomer.get(path), post_form(newcomer, path)):
+        assert response.status_code == 404
+        assert "This invitation link is not valid." in response.get_data(as_text=True)
+    assert snapshot(app) == before
 
 
 def test_someone_with_another_email_is_refused(app, org_team, signed_in_client):
@@ -247,6 +282,45 @@ def test_invitation_of_another_org_cannot_be_revoked(app, org_team, signed_in_cl
     response = post_form(org_team["owner"], f"/orgs/acme/invitations/{invitation_id}/revoke")
     assert response.status_code == 404
     assert snapshot(app) == before
+
+
+def audit_events(app) -> list:
+    """Every audit event as (actor sub, action, target, details, at), oldest first."""
+    with app.app_context():
+        return [
+            (event.actor.oidc_subject, event.action, event.target, event.details, event.at)
+            for event in db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id)).scalars()
+        ]
+
+
+def test_revoking_an_invitation_is_audited(app, org_team):
+    invite(org_team["owner"], "new@example.com", "admin")
+    with app.app_context():
+        invitation_id = db.session.execute(db.select(Invitation.id)).scalar_one()
+    started = utcnow()
+    post_form(org_team["admin"], f"/orgs/acme/invitations/{invitation_id}/revoke", headers=HX)
+    revoked = audit_events(app)[-1]
+    assert revoked[:4] == ("admin", "invitation.revoked", "new@example.com", '{"role": "admin"}')
+    assert started <= revoked[4] <= utcnow()
+    page = org_team["owner"].get("/orgs/acme/audit").get_data(as_text=True)
+    rows = re.findall(r'<tr id="audit-\d+">.*?</tr>', page, re.DOTALL)
+    [row] = [row for row in rows if "invitation.revoked" in row]
+    assert "<td>Admin</td>" in row
+    assert "<td>new@example.com</td>" in row
+    assert revoked[4].strftime("%Y-%m-%d %H:%M:%S") in row
+
+
+def test_replacing_an_invitation_is_audited(app, org_team):
+    invite(org_team["owner"], "new@example.com", "member")
+    started = utcnow()
+    invite(org_team["admin"], "new@example.com", "admin")
+    events = audit_events(app)
+    assert [event[:4] for event in events] == [
+        ("owner", "invitation.created", "new@example.com", '{"role": "member"}'),
+        ("admin", "invitation.replaced", "new@example.com", '{"role": "member"}'),
+        ("admin", "invitation.created", "new@example.com", '{"role": "admin"}'),
+    ]
+    assert started <= events[1][4] <= utcnow()
 
 
 def test_invitations_are_audited(app, org_team, signed_in_client):

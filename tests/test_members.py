@@ -58,6 +58,9 @@ def test_admin_promotes_a_member_to_admin_inline(app, org_team):
     row = response.get_data(as_text=True)
     assert row.lstrip().startswith(f'<tr id="member-{member_id}">')
     assert '<option value="admin" selected>' in row
+    # The row says the change was saved, since the select already showed it before.
+    assert 'role="status">' in row
+    assert "is now admin." in row
     assert role_of(app, "acme", "member") == "admin"
 
 
@@ -323,3 +326,17 @@ def test_remove_button_deletes_with_htmx_and_posts_without_it(app, org_team):
     page = org_team["admin"].get("/orgs/acme/members").get_data(as_text=True)
     assert f'hx-delete="/orgs/acme/members/{member_id}"' in page
     assert f'action="/orgs/acme/members/{member_id}/remove"' in page
+
+
+def test_a_member_without_a_name_is_shown_by_email_not_by_provider_subject(
+    app, org_team, signed_in_client, grant_role
+):
+    signed_in_client("c0ffee-subject-42", email="quiet@example.com", name="")
+    grant_role("acme", "c0ffee-subject-42", "member")
+    quiet_id = user_id(app, "c0ffee-subject-42")
+    for headers in ({}, HX):
+        page = org_team["owner"].get("/orgs/acme/members", headers=headers).get_data(as_text=True)
+        row_start = page.index(f'id="member-{quiet_id}"')
+        row = page[row_start : page.index("</tr>", row_start)]
+        assert "<td>quiet@example.com</td>" in row
+        assert "c0ffee-subject-42" not in page

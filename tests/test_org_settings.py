@@ -7,6 +7,7 @@ import pytest
 from app.extensions import db
 from app.models import AuditEvent, Membership, Org
 from tests.conftest import create_org_as
+from tests.link_helpers import create_link, post_link
 from tests.org_helpers import HX, post_form, role_of, snapshot
 
 
@@ -37,14 +38,46 @@ def test_htmx_settings_save_gets_the_form_with_a_confirmation(org_team):
     assert "Settings saved." in page
 
 
-def test_admin_sees_settings_but_cannot_change_them(app, org_team):
-    page = org_team["admin"].get("/orgs/acme/settings").get_data(as_text=True)
-    assert "Only owners can change these settings." in page
-    assert "<fieldset disabled" in page
+@pytest.mark.parametrize("role", ["admin", "member"])
+@pytest.mark.parametrize("hx", [False, True])
+def test_settings_page_is_refused_to_everyone_but_owners(org_team, role, hx):
+    response = org_team[role].get("/orgs/acme/settings", headers=HX if hx else {})
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert "Only an owner can see or change the organisation" in page
+    assert 'id="settings-form"' not in page
     assert "Delete organisation" not in page
+
+
+@pytest.mark.parametrize("role", ["admin", "member"])
+def test_only_owners_save_settings(app, org_team, role):
     before = snapshot(app)
-    assert save_settings(org_team["admin"], name="Hijacked").status_code == 403
+    response = save_settings(org_team[role], name="Hijacked", domain="evil.example")
+    assert response.status_code == 403
+    assert "Only an owner can see or change the organisation" in response.get_data(as_text=True)
     assert snapshot(app) == before
+
+
+def test_owner_sees_the_settings_and_the_delete_form(org_team):
+    response = org_team["owner"].get("/orgs/acme/settings")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert '<form id="settings-form"' in page
+    assert "disabled" not in page
+    assert '<form id="delete-org-form"' in page
+
+
+@pytest.mark.parametrize(
+    ("role", "settings_tab", "audit_tab"),
+    [("owner", True, True), ("admin", False, True), ("member", False, False)],
+)
+def test_org_tabs_show_settings_to_owners_and_the_audit_log_to_admins(
+    org_team, role, settings_tab, audit_tab
+):
+    page = org_team[role].get("/orgs/acme/members").get_data(as_text=True)
+    nav = page[page.index('<nav class="org-nav"') : page.index("</nav>", page.index("org-nav"))]
+    assert ('href="/orgs/acme/settings"' in nav) is settings_tab
+    assert ('href="/orgs/acme/audit"' in nav) is audit_tab
 
 
 @pytest.mark.parametrize(
@@ -56,6 +89,8 @@ def test_admin_sees_settings_but_cannot_change_them(app, org_team):
         ("Acme", "localhost", "allowed_email_domain", "Enter a domain like acme.com"),
         ("Acme", "ada@acme.com", "allowed_email_domain", "Enter a domain like acme.com"),
         ("Acme", "-acme.com", "allowed_email_domain", "Enter a domain like acme.com"),
+        ("Acme", "acme\n.com", "allowed_email_domain", "Enter a domain like acme.com"),
+        ("Acme", f"{'a' * 64}.com", "allowed_email_domain", "Enter a domain like acme.com"),
     ],
 )
 def test_invalid_settings_are_refused_inline(app, org_team, name, domain, field, message):
@@ -135,9 +170,6 @@ def test_owner_deletes_the_org_after_typing_its_name(app, org_team):
 
 
 def test_deleting_an_org_keeps_its_link_slugs_retired(app, org_team, signed_in_client):
-    from tests.conftest import create_org_as
-    from tests.link_helpers import create_link, post_link
-
     create_link(org_team["owner"], "acme", "launch", "https://acme.example/launch")
     post_form(org_team["owner"], "/orgs/acme/delete", {"confirm_name": "Acme"})
     assert app.test_client().get("/launch").status_code == 410
@@ -161,10 +193,12 @@ def test_delete_with_the_wrong_name_is_refused_inline(app, org_team, typed):
     assert snapshot(app) == before
 
 
-def test_admin_cannot_delete_the_org(app, org_team):
+@pytest.mark.parametrize("role", ["admin", "member"])
+def test_only_owners_delete_the_org(app, org_team, role):
     before = snapshot(app)
-    response = post_form(org_team["admin"], "/orgs/acme/delete", {"confirm_name": "Acme"})
+    response = post_form(org_team[role], "/orgs/acme/delete", {"confirm_name": "Acme"})
     assert response.status_code == 403
+    assert "Only an owner can see or change the organisation" in response.get_data(as_text=True)
     assert snapshot(app) == before
 
 
@@ -176,6 +210,17 @@ def test_audit_log_shows_who_did_what_to_whom(app, org_team):
     assert "from: Acme, to: Acme Rockets" in page
 
 
+def test_htmx_audit_log_request_gets_the_events_fragment(org_team):
+    save_settings(org_team["owner"], name="Acme Rockets")
+    response = org_team["admin"].get("/orgs/acme/audit", headers=HX)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<section id="audit-events">')
+    assert "org.renamed" in page
+    assert "<html" not in page
+    assert "HX-Request" in response.headers["Vary"]
+
+
 def test_audit_log_shows_a_cleared_domain_as_none(org_team):
     save_settings(org_team["owner"], domain="acme.com")
     save_settings(org_team["owner"], domain="")
@@ -183,9 +228,20 @@ def test_audit_log_shows_a_cleared_domain_as_none(org_team):
     assert "from: acme.com, to: (none)" in page
 
 
-def test_audit_log_is_hidden_from_members(org_team):
-    response = org_team["member"].get("/orgs/acme/audit")
+@pytest.mark.parametrize("hx", [False, True])
+def test_audit_log_is_hidden_from_members(org_team, hx):
+    save_settings(org_team["owner"], name="Acme Rockets", domain="acme-secret.example")
+    post_form(
+        org_team["owner"],
+        "/orgs/acme/invitations",
+        {"email": "hush@example.com", "role": "admin"},
+    )
+    response = org_team["member"].get("/orgs/acme/audit", headers=HX if hx else {})
     assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    for leaked in ("org.renamed", "invitation.created", "hush@example.com", "acme-secret"):
+        assert leaked not in page
+    assert "audit-" not in page
 
 
 def test_audit_log_shows_only_this_orgs_events(app, org_team, signed_in_client):
@@ -214,3 +270,28 @@ def test_switching_org_is_remembered(org_team):
     create_org_as(org_team["member"], "Side Project")
     org_team["member"].get("/orgs/acme/links")
     assert org_team["member"].get("/").headers["Location"] == "/orgs/acme/links"
+
+
+def test_owner_lets_links_lead_to_intranet_addresses_and_takes_it_back(app, org_team):
+    owner, member = org_team["owner"], org_team["member"]
+    assert post_link(member, "acme", "http://10.0.0.5/wiki").status_code == 422
+    form = {"name": "Acme", "allowed_email_domain": "", "allow_private_destinations": "1"}
+
+    assert post_form(owner, "/orgs/acme/settings", form).status_code == 302
+
+    assert org_row(app).allow_private_destinations is True
+    assert 'name="allow_private_destinations"' in owner.get("/orgs/acme/settings").text
+    create_link(member, "acme", "wiki", "http://10.0.0.5/wiki")
+    create_link(member, "acme", "intranet", "http://intranet/")
+    assert member.get("/wiki").headers["Location"] == "http://10.0.0.5/wiki"
+    with app.app_context():
+        event = db.session.execute(
+            db.select(AuditEvent).filter_by(action="org.private_destinations_changed")
+        ).scalar_one()
+        assert (event.target, event.actor.oidc_subject) == ("allowed", "owner")
+
+    # Unticked, the box is simply not sent: the setting goes off, and so do such links.
+    assert save_settings(owner).status_code == 302
+    assert org_row(app).allow_private_destinations is False
+    assert member.get("/wiki").status_code == 410
+    assert post_link(member, "acme", "http://10.0.0.6/").status_code == 422

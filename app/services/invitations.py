@@ -14,7 +14,8 @@ from app.models import Invitation, Membership, User, utcnow
 from app.services import audit
 from app.services.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from app.services.members import add_member, clean_role
-from app.services.orgs import fresh_membership, lock_org, remember_last_org, require_role
+from app.services.org_settings import is_domain_label
+from app.services.orgs import fresh_membership, has_role, lock_org, require_role
 
 INVITATION_LIFETIME = timedelta(days=7)
 MAX_EMAIL_LENGTH = 320
@@ -25,11 +26,24 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _is_email_domain(domain: str) -> bool:
+    """Tell whether every label of the domain is a DNS label, checked in its ASCII form.
+
+    An internationalised label is checked as the xn-- label DNS will carry, so its
+    63-character limit is the real one, and the address is kept as typed.
+    """
+    try:
+        labels = [label.encode("idna").decode("ascii") for label in domain.split(".")]
+    except UnicodeError:
+        return False
+    return len(labels) >= 2 and all(is_domain_label(label) for label in labels)
+
+
 def clean_email(raw: str | None) -> str:
     """Validate an email with a simple rule and return it lower-case.
 
-    One @, something before it, a dot inside the domain, no spaces, at most 320 characters.
-    The provider, not this check, proves that the address is real.
+    One @, something before it, a domain of at least two valid DNS labels, no spaces, at
+    most 320 characters. The provider, not this check, proves that the address is real.
     """
     email = (raw or "").strip().lower()
     if not email:
@@ -39,9 +53,8 @@ def clean_email(raw: str | None) -> str:
         len(email) <= MAX_EMAIL_LENGTH
         and email.count("@") == 1
         and local
-        and "." in domain.strip(".")
-        and ".." not in domain
         and not any(ch.isspace() or ord(ch) < 32 for ch in email)
+        and _is_email_domain(domain)
     )
     if not valid:
         raise InvalidInput("Enter a valid email address, like ada@example.com.", field="email")
@@ -104,6 +117,11 @@ def pending_invitations(viewer: Membership, email: str | None = None) -> list[In
     )
 
 
+def visible_invitations(viewer: Membership) -> list[Invitation]:
+    """The pending invitations the viewer may see: all for admins and owners, none for members."""
+    return pending_invitations(viewer) if has_role(viewer, "admin") else []
+
+
 def revoke(actor: Membership, invitation_id: int) -> Invitation:
     """Revoke a pending invitation of the actor's org (admins and owners)."""
     require_role(actor, "admin")
@@ -141,6 +159,13 @@ def find_by_token(token: str, *, for_update: bool = False) -> Invitation:
     return invitation
 
 
+def open_invitation(token: str, user: User) -> tuple[Invitation, bool]:
+    """The invitation a token opens for `user`, and whether they already belong to its org."""
+    invitation = find_by_token(token)
+    check_invitee(invitation, user)
+    return invitation, fresh_membership(invitation.org_id, user.id) is not None
+
+
 def check_invitee(invitation: Invitation, user: User) -> None:
     """Refuse anyone but the invited person: a verified email equal to the invited one."""
     if not user.email_verified:
@@ -170,5 +195,4 @@ def accept(token: str, user: User) -> Membership:
     invitation.accepted_at = utcnow()
     invitation.accepted_by_id = user.id
     audit.record(org, user, "invitation.accepted", invitation.email, role=invitation.role)
-    remember_last_org(user, org)
     return membership

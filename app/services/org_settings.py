@@ -5,11 +5,18 @@ import re
 from app.extensions import db
 from app.models import Link, Membership, RetiredSlug, UTCDateTime, utcnow
 from app.services import audit
-from app.services.errors import InvalidInput
-from app.services.orgs import clean_org_name, lock_org, require_role
+from app.services.errors import Forbidden, InvalidInput
+from app.services.orgs import clean_org_name, has_role, lock_org
 
-_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MAX_DOMAIN_LENGTH = 253
+
+
+def is_domain_label(label: str) -> bool:
+    """Tell whether `label` is one lower-case ASCII DNS label: 1 to 63 letters, digits and
+    inner hyphens."""
+    # fullmatch, not match with $: "$" also matches before a trailing newline.
+    return _DOMAIN_LABEL.fullmatch(label) is not None
 
 
 def clean_email_domain(raw: str | None) -> str | None:
@@ -25,7 +32,7 @@ def clean_email_domain(raw: str | None) -> str | None:
     if (
         len(domain) > MAX_DOMAIN_LENGTH
         or len(labels) < 2
-        or not all(_DOMAIN_LABEL.match(label) for label in labels)
+        or not all(is_domain_label(label) for label in labels)
         or labels[-1].isdigit()
     ):
         raise InvalidInput(
@@ -34,12 +41,28 @@ def clean_email_domain(raw: str | None) -> str | None:
     return domain
 
 
-def update_settings(actor: Membership, raw_name: str | None, raw_domain: str | None) -> list[str]:
-    """Rename the org and set its auto-join domain; return what changed. Owners only.
+def require_settings_access(actor: Membership) -> None:
+    """Raise Forbidden unless the actor is an owner: only owners see, change or delete the org.
+
+    The settings page is refused to admins too rather than shown read-only, so the rule
+    lives here once for the page, its saves and deleting the org.
+    """
+    if not has_role(actor, "owner"):
+        raise Forbidden("Only an owner can see or change the organisation's settings.")
+
+
+def update_settings(
+    actor: Membership,
+    raw_name: str | None,
+    raw_domain: str | None,
+    allow_private_destinations: bool = False,
+) -> list[str]:
+    """Rename the org, set its auto-join domain and whether links may lead to intranet
+    addresses; return what changed. Owners only.
 
     The slug stays as it is: bookmarks and shared links to the org keep working.
     """
-    require_role(actor, "owner")
+    require_settings_access(actor)
     name = clean_org_name(raw_name)
     domain = clean_email_domain(raw_domain)
     org = lock_org(actor.org_id)
@@ -58,6 +81,16 @@ def update_settings(actor: Membership, raw_name: str | None, raw_domain: str | N
         )
         org.allowed_email_domain = domain
         changed.append("allowed_email_domain")
+    if allow_private_destinations != org.allow_private_destinations:
+        audit.record(
+            org,
+            actor.user,
+            "org.private_destinations_changed",
+            "allowed" if allow_private_destinations else "refused",
+            **{"from": org.allow_private_destinations, "to": allow_private_destinations},
+        )
+        org.allow_private_destinations = allow_private_destinations
+        changed.append("allow_private_destinations")
     return changed
 
 
@@ -67,7 +100,7 @@ def delete_org(actor: Membership, confirmation: str | None) -> str:
     Returns the deleted org's name. The audit event survives the org (its org_id becomes
     NULL) so operators can still see who deleted what.
     """
-    require_role(actor, "owner")
+    require_settings_access(actor)
     org = lock_org(actor.org_id)
     if (confirmation or "").strip() != org.name:
         raise InvalidInput(

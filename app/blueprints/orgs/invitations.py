@@ -7,6 +7,7 @@ from app.blueprints.orgs import bp
 from app.blueprints.orgs.members import members_context
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
+from app.models import MAX_INTEGER
 from app.services import invitations as invitation_service
 from app.services import orgs as org_service
 from app.services.errors import InvalidInput
@@ -39,7 +40,8 @@ def invite(org_slug: str):
     )
 
 
-@bp.post("/orgs/<org_slug>/invitations/<int:invitation_id>/revoke")
+# An id larger than any stored one is a 404, not a query the database refuses.
+@bp.post(f"/orgs/<org_slug>/invitations/<int(max={MAX_INTEGER}):invitation_id>/revoke")
 @login_required
 def revoke_invitation(org_slug: str, invitation_id: int):
     """Revoke a pending invitation; htmx gets an empty 200 so its row disappears."""
@@ -57,9 +59,7 @@ def revoke_invitation(org_slug: str, invitation_id: int):
 @login_required
 def invitation(token: str):
     """Show an invitation to the invited person, with the button to accept it."""
-    found = invitation_service.find_by_token(token)
-    invitation_service.check_invitee(found, current_user)
-    already_member = org_service.fresh_membership(found.org_id, current_user.id) is not None
+    found, already_member = invitation_service.open_invitation(token, current_user)
     return render_template(
         "orgs/invitation.html", invitation=found, token=token, already_member=already_member
     )

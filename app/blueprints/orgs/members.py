@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from app.blueprints.orgs import bp
 from app.extensions import db
 from app.htmx import is_partial_request, render_page_or_partial
+from app.models import MAX_INTEGER
 from app.services import invitations as invitation_service
 from app.services import members as member_service
 from app.services import orgs as org_service
@@ -14,16 +15,11 @@ from app.services.errors import Conflict, DomainError, NotFound
 
 def members_context(membership, **extra) -> dict:
     """What the members page and its fragments need to render."""
-    pending = (
-        invitation_service.pending_invitations(membership)
-        if org_service.has_role(membership, "admin")
-        else []
-    )
     return {
         "org": membership.org,
         "membership": membership,
         "members": member_service.list_members(membership),
-        "invitations": pending,
+        "invitations": invitation_service.visible_invitations(membership),
         "can_manage": member_service.can_manage,
         "assignable_roles": member_service.assignable_roles(membership),
         "errors": {},
@@ -54,7 +50,14 @@ def _row_or_raise(membership, user_id: int, error: DomainError):
     return _render_row(viewer, target, error.status_code, row_error=error.message)
 
 
-def _render_row(viewer, target, status: int = 200, row_error: str | None = None):
+def _render_row(
+    viewer,
+    target,
+    status: int = 200,
+    row_error: str | None = None,
+    row_notice: str | None = None,
+):
+    """Render one member's table row as the viewer sees it, with an optional message."""
     return (
         render_template(
             "orgs/partials/member_row.html",
@@ -64,13 +67,18 @@ def _render_row(viewer, target, status: int = 200, row_error: str | None = None)
             can_manage=member_service.can_manage,
             assignable_roles=member_service.assignable_roles(viewer),
             row_error=row_error,
+            row_notice=row_notice,
         ),
         status,
         {"Vary": "HX-Request"},
     )
 
 
-@bp.post("/orgs/<org_slug>/members/<int:user_id>/role")
+# A user id larger than any stored one is a 404, not a query the database refuses.
+USER_ID = f"<int(max={MAX_INTEGER}):user_id>"
+
+
+@bp.post(f"/orgs/<org_slug>/members/{USER_ID}/role")
 @login_required
 def change_role(org_slug: str, user_id: int):
     """Change a member's role; htmx gets the updated row."""
@@ -80,19 +88,20 @@ def change_role(org_slug: str, user_id: int):
     except DomainError as error:
         return _row_or_raise(membership, user_id, error)
     db.session.commit()
+    changed = f"{target.user.display_name} is now {target.role}."
     members_url = url_for("orgs.members", org_slug=org_slug)
     if is_partial_request():
         if user_id == current_user.id:
             # My own role changed, so what I may do on every row changed: reload the page.
             return "", 204, {"HX-Redirect": members_url}
         viewer = org_service.fresh_membership(membership.org_id, current_user.id)
-        return _render_row(viewer, target)
-    flash(f"{target.user.display_name} is now {target.role}.", "info")
+        return _render_row(viewer, target, row_notice=changed)
+    flash(changed, "info")
     return redirect(members_url)
 
 
-@bp.delete("/orgs/<org_slug>/members/<int:user_id>")
-@bp.post("/orgs/<org_slug>/members/<int:user_id>/remove")
+@bp.delete(f"/orgs/<org_slug>/members/{USER_ID}")
+@bp.post(f"/orgs/<org_slug>/members/{USER_ID}/remove")
 @login_required
 def remove_member(org_slug: str, user_id: int):
     """Remove a member; htmx gets an empty 200 so the row disappears.

@@ -1,6 +1,6 @@
 """Views for org administration: the settings page, deleting the org, and the audit log."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.blueprints.orgs import bp
@@ -13,6 +13,7 @@ from app.services.errors import InvalidInput
 
 
 def _settings_page(membership, partial: str, status: int = 200, **extra):
+    """Render the settings page, or one of its forms for htmx."""
     context = {
         "org": membership.org,
         "membership": membership,
@@ -27,20 +28,25 @@ def _settings_page(membership, partial: str, status: int = 200, **extra):
 @bp.get("/orgs/<org_slug>/settings")
 @login_required
 def settings(org_slug: str):
-    """The org's settings; admins see them, owners change them."""
+    """The org's settings: rename, auto-join domain and delete (owners only)."""
     membership = org_service.membership_for(current_user, org_slug)
-    org_service.require_role(membership, "admin")
+    settings_service.require_settings_access(membership)
     return _settings_page(membership, "orgs/partials/settings_form.html")
 
 
 @bp.post("/orgs/<org_slug>/settings")
 @login_required
 def update_settings(org_slug: str):
-    """Rename the org and set its auto-join email domain (owners only)."""
+    """Rename the org, set its auto-join email domain and private destinations (owners only)."""
     membership = org_service.membership_for(current_user, org_slug)
+    form = request.form
     try:
         changed = settings_service.update_settings(
-            membership, request.form.get("name"), request.form.get("allowed_email_domain")
+            membership,
+            form.get("name"),
+            form.get("allowed_email_domain"),
+            # A checkbox: sent when ticked, absent when not.
+            allow_private_destinations=form.get("allow_private_destinations") == "1",
         )
     except InvalidInput as error:
         db.session.rollback()
@@ -49,7 +55,7 @@ def update_settings(org_slug: str):
             "orgs/partials/settings_form.html",
             status=422,
             errors={error.field: error.message},
-            values=request.form,
+            values=form,
         )
     db.session.commit()
     message = "Settings saved." if changed else "Nothing to change."
@@ -85,11 +91,12 @@ def delete(org_slug: str):
 @bp.get("/orgs/<org_slug>/audit")
 @login_required
 def audit_log(org_slug: str):
-    """Who changed what in the org, newest first (admins and owners)."""
+    """Who changed what in the org, newest first (admins and owners); htmx gets the table."""
     membership = org_service.membership_for(current_user, org_slug)
     events = audit.recent_events(membership)
-    return render_template(
+    return render_page_or_partial(
         "orgs/audit_log.html",
+        "orgs/partials/audit_events.html",
         org=membership.org,
         membership=membership,
         events=events,
