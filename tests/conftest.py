@@ -2,15 +2,15 @@
 provider in a thread, the app and its test client, a live server, and Debian's Chromium."""
 
 import contextlib
+import io
 import os
 import re
-import shutil
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 import oidc_provider_mock
 import psycopg
@@ -95,11 +95,33 @@ def database_url(tmp_path_factory):
         yield url
 
 
+class TokenRequestRecorder:
+    """WSGI middleware keeping the form body of every POST to the provider's token endpoint.
+
+    oidc-provider-mock does not verify PKCE, so tests check what our client sent instead.
+    """
+
+    def __init__(self, wsgi_app, token_path: str):
+        self.wsgi_app = wsgi_app
+        self.token_path = token_path
+        self.requests: list[dict[str, str]] = []
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and environ.get("PATH_INFO") == self.token_path:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            # The provider reads the body after us: hand it an unread copy.
+            environ["wsgi.input"] = io.BytesIO(body)
+            self.requests.append(dict(parse_qsl(body.decode("ascii"))))
+        return self.wsgi_app(environ, start_response)
+
+
 @dataclass
 class IdentityProvider:
     """A real oidc-provider-mock server and the calls a person's browser would make to it."""
 
     url: str
+    # Form bodies of the token requests it received, oldest first (see TokenRequestRecorder).
+    token_requests: list[dict[str, str]] = field(default_factory=list)
 
     def set_user(self, sub: str, **claims) -> None:
         """Define the claims the provider puts in this subject's ID token."""
@@ -115,13 +137,15 @@ class IdentityProvider:
 
 @pytest.fixture(scope="session")
 def idp():
-    """A real OIDC provider on 127.0.0.1 in a background thread, requiring a nonce."""
-    server = werkzeug.serving.make_server(
-        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True), threaded=True
-    )
+    """A real OIDC provider on 127.0.0.1 in a background thread, requiring a nonce,
+    that records the token requests it receives."""
+    provider = oidc_provider_mock.app(require_nonce=True)
+    discovery = provider.test_client().get("/.well-known/openid-configuration").get_json()
+    recorder = TokenRequestRecorder(provider, urlsplit(discovery["token_endpoint"]).path)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, recorder, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield IdentityProvider(f"http://127.0.0.1:{server.server_port}")
+    yield IdentityProvider(f"http://127.0.0.1:{server.server_port}", recorder.requests)
     server.shutdown()
     thread.join(5)
 
@@ -163,6 +187,26 @@ def app(app_config):
             for table in reversed(db.metadata.sorted_tables):
                 connection.execute(table.delete())
         db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(app_config):
+    """Build more apps on the run's database (another worker, other settings).
+
+    Their connections are closed afterwards: left to the garbage collector, an open
+    PostgreSQL connection warns during whichever test happens to be running then.
+    """
+    made = []
+
+    def make_app(**overrides):
+        extra = create_app({**app_config, **overrides})
+        made.append(extra)
+        return extra
+
+    yield make_app
+    for extra in made:
+        with extra.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -226,11 +270,19 @@ def live_server(app):
     thread.join(5)
 
 
+def require_chromium(path: str = CHROMIUM) -> None:
+    """Skip, or fail under CI, unless Chromium is at the very path the browser tests launch.
+
+    A `chromium` elsewhere on PATH does not count: Playwright is handed this path only.
+    """
+    if not os.access(path, os.X_OK):
+        skip_or_fail(f"Chromium is not installed at {path} (apt-get install chromium)")
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Launch Debian's Chromium; never a browser downloaded by Playwright."""
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 

@@ -1,6 +1,11 @@
-"""Helpers for the org, member and invitation tests: look-ups and whole-database snapshots."""
+"""Helpers for the org, member and invitation tests: look-ups, whole-database snapshots and
+a record of the SQL a request sends."""
 
-from sqlalchemy import select
+import contextlib
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from sqlalchemy import event, select
 
 from app.extensions import db
 from app.models import Membership, Org, User
@@ -55,3 +60,48 @@ def post_form(client, path: str, data: dict | None = None, headers: dict | None 
 def delete(client, path: str, headers: dict | None = None):
     """DELETE as htmx does: no form fields, the CSRF token in the X-CSRFToken header."""
     return client.delete(path, headers={**(headers or {}), "X-CSRFToken": csrf_token(client)})
+
+
+def fill_rule(rule: str, params: dict[str, str]) -> str:
+    """The path of a url_map rule with each <converter:name> replaced by its quoted value."""
+    path = rule
+    for part in rule.split("<")[1:]:
+        placeholder, _ = part.split(">", 1)
+        name = placeholder.rsplit(":", 1)[-1]
+        path = path.replace(f"<{placeholder}>", quote(str(params[name]), safe=""))
+    return path
+
+
+def rule_arguments(rule: str) -> list[str]:
+    """The names of a rule's path parameters, in order."""
+    return [part.split(">", 1)[0].rsplit(":", 1)[-1] for part in rule.split("<")[1:]]
+
+
+@dataclass(frozen=True)
+class SentStatement:
+    """One SQL statement sent to the database, and its parameters as text."""
+
+    sql: str
+    parameters: str
+
+    @property
+    def writes(self) -> bool:
+        """Tell whether the statement changes rows."""
+        return self.sql.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}
+
+
+@contextlib.contextmanager
+def recorded_sql(app):
+    """Collect every statement the app's engine sends inside the block."""
+    sent: list[SentStatement] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(SentStatement(statement, repr(parameters)))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
