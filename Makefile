@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 IDP_PORT ?= 9400
-PYTEST_ARGS ?=
+# One test process per core; set PYTEST_ARGS (e.g. to -k something) to run some tests in one.
+PYTEST_ARGS ?= -n auto
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format bench
@@ -22,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP) ## Create .venv and install the app with its dev tools
 
 run: $(STAMP) ## Run the app on :$(PORT) with SQLite and the local OIDC provider on :$(IDP_PORT)
-	@PORT=$(PORT) IDP_PORT=$(IDP_PORT) bin/run-local
+	@BIN="$(BIN)" PORT=$(PORT) IDP_PORT=$(IDP_PORT) bin/run-local
 
 test: $(STAMP) ## Run the whole test suite (set TEST_DATABASE_URL for PostgreSQL)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
