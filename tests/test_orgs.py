@@ -63,6 +63,13 @@ def test_non_ascii_org_name_gets_a_url_safe_slug(client, sign_in):
     assert create_org(client, "Zürich Café").headers["Location"] == "/orgs/zurich-cafe/links"
 
 
+def test_a_long_org_name_is_cut_to_a_slug_that_ends_in_a_letter(client, sign_in):
+    sign_in("ada")
+    # The 50-character cut lands right after the dash between the words.
+    name = "a" * 49 + " rocket"
+    assert create_org(client, name).headers["Location"] == f"/orgs/{'a' * 49}/links"
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

@@ -14,7 +14,7 @@ MAX_ORG_SLUG_LENGTH = 64
 # Higher outranks lower; DESIGN.md section 4 says what each role may do.
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
-# What `slugify` and its "-2" suffixes can produce (a cut at 50 characters may end in "-").
+# What `slugify` and its "-2" suffixes can produce.
 _ORG_SLUG = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{MAX_ORG_SLUG_LENGTH - 1}}}")
 # Control characters, bidi overrides and zero-width marks would let a name disguise itself
 # in the header and the switcher; PostgreSQL text cannot even hold a NUL.
@@ -24,7 +24,8 @@ _FORBIDDEN_NAME_CATEGORIES = {"Cc", "Cf", "Cs", "Co"}
 def slugify(name: str) -> str:
     """Turn an org name into a URL-safe slug ("Acme Inc." -> "acme-inc")."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return _SLUG_CHARS.sub("-", ascii_name.lower()).strip("-")[:50] or "org"
+    # Cut first, then trim: a cut may land just after a dash.
+    return _SLUG_CHARS.sub("-", ascii_name.lower())[:50].strip("-") or "org"
 
 
 def clean_org_name(raw: str | None) -> str:
