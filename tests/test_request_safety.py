@@ -165,6 +165,17 @@ def test_opening_any_page_writes_nothing(app, team, hx):
     assert opened == len(PAGES) - len(WRITING_GETS)
 
 
+def test_the_invitee_opening_their_invitation_writes_nothing(app, team, signed_in_client):
+    # The owner above opens the invitation only to be refused; its invitee gets the page.
+    _, params = team
+    invitee = signed_in_client("pending", email="pending@example.com")
+    with recorded_sql(app) as sent:
+        response = invitee.get(f"/invitations/{params['token']}")
+    assert response.status_code == 200
+    assert "Accept invitation" in response.text
+    assert [each.sql for each in sent if each.writes] == []
+
+
 def test_the_listener_sees_the_click_the_redirect_writes(app, team):
     with recorded_sql(app) as sent:
         response = app.test_client().get("/keep-me")
