@@ -62,19 +62,40 @@ def delete(client, path: str, headers: dict | None = None):
     return client.delete(path, headers={**(headers or {}), "X-CSRFToken": csrf_token(client)})
 
 
+def routes(app, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(method, rule, endpoint) of every route whose rule starts with `prefix`, sorted."""
+    return sorted(
+        (method, rule.rule, rule.endpoint)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(prefix)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def _placeholders(rule: str) -> list[tuple[str, str]]:
+    """Each `<converter(args):name>` of a rule as (what stands between < and >, name)."""
+    inside = [part.split(">", 1)[0] for part in rule.split("<")[1:]]
+    return [(placeholder, placeholder.rsplit(":", 1)[-1]) for placeholder in inside]
+
+
 def fill_rule(rule: str, params: dict[str, str]) -> str:
     """The path of a url_map rule with each <converter:name> replaced by its quoted value."""
     path = rule
-    for part in rule.split("<")[1:]:
-        placeholder, _ = part.split(">", 1)
-        name = placeholder.rsplit(":", 1)[-1]
+    for placeholder, name in _placeholders(rule):
         path = path.replace(f"<{placeholder}>", quote(str(params[name]), safe=""))
     return path
 
 
+def simple_rule(rule: str) -> str:
+    """`rule` without converters: `<int(max=...):user_id>` becomes `<user_id>`."""
+    for placeholder, name in _placeholders(rule):
+        rule = rule.replace(f"<{placeholder}>", f"<{name}>")
+    return rule
+
+
 def rule_arguments(rule: str) -> list[str]:
     """The names of a rule's path parameters, in order."""
-    return [part.split(">", 1)[0].rsplit(":", 1)[-1] for part in rule.split("<")[1:]]
+    return [name for _, name in _placeholders(rule)]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from tests.org_helpers import (
     fill_rule,
     post_form,
     recorded_sql,
+    routes,
     rule_arguments,
+    simple_rule,
     snapshot,
     user_id,
 )
@@ -87,23 +89,9 @@ def team(app, org_team):
     return owner, params
 
 
-def org_rules(app):
+def org_rules(app) -> list[tuple[str, str]]:
     """(method, rule) for every route under /orgs/<org_slug>."""
-    return sorted(
-        (method, rule.rule)
-        for rule in app.url_map.iter_rules()
-        if rule.rule.startswith("/orgs/<org_slug>")
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-    )
-
-
-def simple_rule(rule: str) -> str:
-    """`rule` without converters: `<int(max=...):user_id>` becomes `<user_id>`."""
-    simple = rule
-    for part in rule.split("<")[1:]:
-        placeholder, _ = part.split(">", 1)
-        simple = simple.replace(f"<{placeholder}>", f"<{placeholder.rsplit(':', 1)[-1]}>")
-    return simple
+    return [(method, rule) for method, rule, _ in routes(app, "/orgs/<org_slug>")]
 
 
 def send(client, method: str, path: str, data: dict | None = None, headers: dict | None = None):

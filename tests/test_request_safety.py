@@ -15,6 +15,7 @@ from tests.org_helpers import (
     fill_rule,
     post_form,
     recorded_sql,
+    routes,
     rule_arguments,
     snapshot,
     user_id,
@@ -38,11 +39,7 @@ def _routes() -> list[tuple[str, str, str]]:
             "OIDC_CLIENT_SECRET": "routes",
         }
     )
-    return sorted(
-        (method, rule.rule, rule.endpoint)
-        for rule in app.url_map.iter_rules()
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-    )
+    return routes(app)
 
 
 ROUTES = _routes()
@@ -82,12 +79,7 @@ def path_of(rule: str, params: dict) -> str:
 
 
 def test_the_route_lists_are_read_from_the_url_map(app):
-    live = sorted(
-        (method, rule.rule, rule.endpoint)
-        for rule in app.url_map.iter_rules()
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-    )
-    assert live == ROUTES
+    assert routes(app) == ROUTES
     assert len(CHANGING) > 15
     assert len(PAGES) > 15
 
