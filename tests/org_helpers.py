@@ -2,13 +2,14 @@
 a record of the SQL a request sends."""
 
 import contextlib
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from sqlalchemy import event, select
 
 from app.extensions import db
-from app.models import Membership, Org, User
+from app.models import Invitation, Membership, Org, User
 from tests.conftest import csrf_token
 
 HX = {"HX-Request": "true"}
@@ -55,6 +56,28 @@ def post_form(client, path: str, data: dict | None = None, headers: dict | None 
     """POST a form with this client's CSRF token, as the page's form would."""
     token = csrf_token(client)
     return client.post(path, data={**(data or {}), "csrf_token": token}, headers=headers)
+
+
+def invite(client, email: str, role: str = "member", headers: dict | None = None):
+    """Invite `email` to acme with `role`, as the members page's form does."""
+    return post_form(client, "/orgs/acme/invitations", {"email": email, "role": role}, headers)
+
+
+def invite_link(response) -> str:
+    """The invitation link as the page shows it to the inviter."""
+    match = re.search(r'data-testid="invite-link" value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "the response shows no invitation link"
+    return match.group(1)
+
+
+def pending_invitation(app, client, email: str = "pending@example.com") -> tuple[int, str]:
+    """Invite `email` to acme as a member; return the invitation's id and its token."""
+    link = invite_link(invite(client, email))
+    with app.app_context():
+        invitation_id = db.session.execute(
+            select(Invitation.id).filter_by(email=email)
+        ).scalar_one()
+    return invitation_id, link.rsplit("/", 1)[1]
 
 
 def delete(client, path: str, headers: dict | None = None):

@@ -7,13 +7,12 @@ from urllib.parse import quote
 
 import pytest
 
-from app.extensions import db
-from app.models import Invitation
 from tests.conftest import csrf_token
 from tests.link_helpers import create_link
 from tests.org_helpers import (
     HX,
     fill_rule,
+    pending_invitation,
     post_form,
     recorded_sql,
     routes,
@@ -77,9 +76,7 @@ def team(app, org_team):
     """The `acme` team with the owner's link `keep-me` and a pending invitation."""
     owner = org_team["owner"]
     create_link(owner, "acme", "keep-me", "https://example.com/keep")
-    post_form(owner, "/orgs/acme/invitations", {"email": "pending@example.com", "role": "member"})
-    with app.app_context():
-        invitation_id = db.session.execute(db.select(Invitation.id)).scalar_one()
+    invitation_id, _ = pending_invitation(app, owner)
     params = {
         "org_slug": "acme",
         "slug": "keep-me",

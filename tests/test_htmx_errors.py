@@ -1,11 +1,9 @@
 """Errors answered to htmx requests: a short alert in the page's alert region, never a whole
 page swapped into the element that asked, and nothing changed."""
 
-from app.extensions import db
-from app.models import Invitation
 from tests.conftest import csrf_token
 from tests.link_helpers import HX, create_link, link_row, mutate, update_row
-from tests.org_helpers import post_form, snapshot
+from tests.org_helpers import pending_invitation, post_form, snapshot
 
 ALERT_HEADERS = {"HX-Retarget": "#alerts", "HX-Reswap": "innerHTML"}
 
@@ -89,9 +87,7 @@ def test_polling_a_deleted_links_count_raises_no_alert(app, org_team):
 
 def test_revoking_an_invitation_twice_is_an_alert(app, org_team):
     owner = org_team["owner"]
-    post_form(owner, "/orgs/acme/invitations", {"email": "new@example.com", "role": "member"})
-    with app.app_context():
-        invitation_id = db.session.execute(db.select(Invitation.id)).scalar_one()
+    invitation_id, _ = pending_invitation(app, owner, "new@example.com")
     revoke = f"/orgs/acme/invitations/{invitation_id}/revoke"
     assert post_form(owner, revoke, headers=HX).status_code == 200
     before = snapshot(app)

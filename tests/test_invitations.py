@@ -8,18 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent, Invitation, utcnow
-from tests.org_helpers import HX, post_form, role_of, snapshot
-
-
-def invite(client, email: str, role: str = "member", headers: dict | None = None):
-    return post_form(client, "/orgs/acme/invitations", {"email": email, "role": role}, headers)
-
-
-def invite_link(response) -> str:
-    """The invitation link as the page shows it to the inviter."""
-    match = re.search(r'data-testid="invite-link" value="([^"]+)"', response.get_data(as_text=True))
-    assert match, "the response shows no invitation link"
-    return match.group(1)
+from tests.org_helpers import HX, invite, invite_link, post_form, role_of, snapshot
 
 
 def path_of(link: str) -> str:

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.extensions import db
-from app.models import Invitation
 from tests.conftest import csrf_token
 from tests.link_helpers import insert_links, update_row
-from tests.org_helpers import HX, delete, post_form, routes, snapshot, user_id
+from tests.org_helpers import HX, delete, pending_invitation, post_form, routes, snapshot, user_id
 
 ROLES = ("outsider", "member", "admin", "owner")
 ORG_PREFIX = "/orgs/<org_slug>"
@@ -215,13 +213,7 @@ def team(app, org_team):
     insert_links(app, "acme", "member", [MEMBERS_LINK, MEMBERS_OFF])
     for slug in (OWNERS_OFF, MEMBERS_OFF):
         update_row(app, slug, is_active=False)
-    post_form(
-        org_team["owner"],
-        "/orgs/acme/invitations",
-        {"email": "pending@example.com", "role": "member"},
-    )
-    with app.app_context():
-        invitation_id = db.session.execute(db.select(Invitation.id)).scalar_one()
+    invitation_id, _ = pending_invitation(app, org_team["owner"])
     ids = {
         "member_id": user_id(app, "member"),
         "owner_id": user_id(app, "owner"),

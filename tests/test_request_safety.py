@@ -1,19 +1,15 @@
 """Every route, from url_map: each change needs this session's CSRF token (X1), and opening a
 page writes nothing to the database (X3), except the redirect that counts a click and sign-in."""
 
-import re
-
 import pytest
 
 from app import create_app
-from app.extensions import db
-from app.models import Invitation
 from tests.conftest import TEST_SECRET_KEY, csrf_token
 from tests.link_helpers import insert_links
 from tests.org_helpers import (
     HX,
     fill_rule,
-    post_form,
+    pending_invitation,
     recorded_sql,
     routes,
     rule_arguments,
@@ -52,20 +48,13 @@ def team(app, org_team):
     """The `acme` team with the owner's link `keep-me`, a pending invitation, and a value
     for every path parameter any route has."""
     insert_links(app, "acme", "owner", ["keep-me"])
-    response = post_form(
-        org_team["owner"],
-        "/orgs/acme/invitations",
-        {"email": "pending@example.com", "role": "member"},
-    )
-    token = re.search(r'data-testid="invite-link" value="[^"]+/invitations/([^"]+)"', response.text)
-    with app.app_context():
-        invitation_id = db.session.execute(db.select(Invitation.id)).scalar_one()
+    invitation_id, token = pending_invitation(app, org_team["owner"])
     params = {
         "org_slug": "acme",
         "slug": "keep-me",
         "user_id": user_id(app, "member"),
         "invitation_id": invitation_id,
-        "token": token.group(1),
+        "token": token,
         "filename": "app.js",
     }
     return org_team, params
