@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app
 from app.models import utcnow
 from tests.link_helpers import create_link, link_row, update_row
 
@@ -87,20 +86,19 @@ def test_a_stored_destination_that_fails_validation_is_410_and_logged(
     assert errors[0].startswith(f"link {link_row(app, 'launch').id} not redirected")
 
 
-def unreachable_database_app(app_config, tmp_path):
+@pytest.fixture
+def down_app(make_app, app_config, tmp_path):
     """The app configured against a database server that does not answer."""
     unreachable = (
         "postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=2"
         if app_config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
         else f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}"
     )
-    return create_app({**app_config, "SQLALCHEMY_DATABASE_URI": unreachable})
+    return make_app(SQLALCHEMY_DATABASE_URI=unreachable)
 
 
-def test_a_redirect_without_its_database_answers_503_and_retry_after(app_config, tmp_path):
-    app = unreachable_database_app(app_config, tmp_path)
-
-    response = app.test_client().get("/promo")
+def test_a_redirect_without_its_database_answers_503_and_retry_after(down_app):
+    response = down_app.test_client().get("/promo")
 
     body = response.get_data(as_text=True)
     assert response.status_code == 503
@@ -112,14 +110,11 @@ def test_a_redirect_without_its_database_answers_503_and_retry_after(app_config,
     assert "OperationalError" not in body
 
 
-def test_a_signed_in_page_without_its_database_answers_503_not_500(
-    app_config, tmp_path, signed_in_client
-):
+def test_a_signed_in_page_without_its_database_answers_503_not_500(down_app, signed_in_client):
     browser = signed_in_client("ada")
-    down = unreachable_database_app(app_config, tmp_path)
     # The same browser (its session cookie) against the app whose database is gone.
     cookie = browser.get_cookie("linkdeck_session")
-    client = down.test_client()
+    client = down_app.test_client()
     client.set_cookie("linkdeck_session", cookie.value)
 
     response = client.get("/orgs")
