@@ -4,7 +4,7 @@ and what a member may not do."""
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from app.models import utcnow
 from tests.conftest import create_org_as
@@ -36,6 +36,15 @@ def shorten(page: Page, url: str, slug: str = "", title: str = "") -> None:
     page.get_by_label("Custom short link").fill(slug)
     page.get_by_label("Title").fill(title)
     page.get_by_role("button", name="Shorten").click()
+
+
+def shorten_and_see(page: Page, url: str, slug: str) -> Locator:
+    """Create a link and wait for its row: the form resets when the create comes back, so
+    the next one may be typed only then."""
+    shorten(page, url, slug=slug)
+    row = page.locator(f"#link-{slug}")
+    expect(row).to_be_visible()
+    return row
 
 
 def status_of(page: Page, path: str) -> int:
@@ -76,8 +85,7 @@ def test_link_lifecycle_without_page_reloads(page: Page, live_server, idp):
     assert page.evaluate("navigator.clipboard.readText()") == f"{SHORT}/spring-launch"
 
     # Live search narrows the table and puts the query in the address bar.
-    shorten(page, "https://example.com/other", slug="other-thing")
-    expect(page.locator("#link-other-thing")).to_be_visible()
+    shorten_and_see(page, "https://example.com/other", "other-thing")
     page.get_by_label("Search links").fill("spring")
     expect(page.locator("#link-other-thing")).to_be_hidden()
     expect(row).to_be_visible()
@@ -116,8 +124,7 @@ def test_member_sees_no_delete_button_and_a_forged_delete_is_refused(
 ):
     sign_in(page, live_server, idp, "olga", "Olga Owner")
     create_org(page, "Olga Co")
-    shorten(page, "https://example.com/keep", slug="keep-me")
-    expect(page.locator("#link-keep-me")).to_be_visible()
+    shorten_and_see(page, "https://example.com/keep", "keep-me")
 
     member = second_person()
     sign_in(member, live_server, idp, "milo", "Milo Member")
@@ -142,11 +149,8 @@ def test_a_refused_row_action_shows_an_alert_and_leaves_the_table_whole(
 ):
     sign_in(page, live_server, idp, "gus", "Gus Owner")
     create_org(page, "Gus Co")
-    shorten(page, "https://example.com/a", slug="first-one")
-    # The form resets when a create comes back: fill it again only after that.
-    expect(page.locator("#link-first-one")).to_be_visible()
-    shorten(page, "https://example.com/b", slug="second-one")
-    expect(page.locator("#link-second-one")).to_be_visible()
+    shorten_and_see(page, "https://example.com/a", "first-one")
+    shorten_and_see(page, "https://example.com/b", "second-one")
 
     # Someone else deletes the first link while this page is open.
     update_row(app, "first-one", deleted_at=utcnow())
@@ -174,8 +178,7 @@ def test_an_admin_deletes_a_members_link_after_confirming(
     member = second_person()
     sign_in(member, live_server, idp, "mia", "Mia Member")
     member.goto(f"{live_server}/orgs/{org}/links")
-    shorten(member, "https://example.com/old-offer", slug="old-offer")
-    expect(member.locator("#link-old-offer")).to_be_visible()
+    shorten_and_see(member, "https://example.com/old-offer", "old-offer")
 
     sign_in(page, live_server, idp, "ada", "Ada Admin")
     grant_role(org, "ada", "admin")
@@ -196,10 +199,8 @@ def test_an_admin_deletes_a_members_link_after_confirming(
 def test_a_search_survives_a_reload_and_back_undoes_it(page: Page, live_server, idp):
     sign_in(page, live_server, idp, "sue", "Sue Searcher")
     create_org(page, "Sue Co")
-    shorten(page, "https://example.com/spring", slug="spring-sale")
-    expect(page.locator("#link-spring-sale")).to_be_visible()
-    shorten(page, "https://example.com/autumn", slug="autumn-sale")
-    expect(page.locator("#link-autumn-sale")).to_be_visible()
+    shorten_and_see(page, "https://example.com/spring", "spring-sale")
+    shorten_and_see(page, "https://example.com/autumn", "autumn-sale")
 
     page.get_by_label("Search links").fill("spring")
     expect(page.locator("#link-autumn-sale")).to_be_hidden()
