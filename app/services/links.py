@@ -25,6 +25,14 @@ MAX_QUERY_LENGTH = 200
 # Random slugs collide rarely (36**8 values); five misses in a row means something is wrong.
 RANDOM_SLUG_ATTEMPTS = 5
 STATUS_FILTERS = ("all", "active", "inactive", "expired")
+# What the link page's history calls each field a change can record.
+HISTORY_FIELD_LABELS = {
+    "destination": "Destination",
+    "title": "Title",
+    "status": "Status",
+    "expires_at": "Expiry",
+    "max_clicks": "Click limit",
+}
 # Control characters and bidi overrides would let a title disguise its neighbours.
 _FORBIDDEN_TITLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}
 

@@ -200,6 +200,7 @@ def show(org_slug: str, slug: str):
         membership=membership,
         link=link,
         changes=link_service.history(link),
+        field_labels=link_service.HISTORY_FIELD_LABELS,
         now=utcnow(),
         short_url_value=short,
         qr_data_uri=qr_data_uri(short),
