@@ -1,6 +1,8 @@
 """Errors answered to htmx requests: a short alert in the page's alert region, never a whole
 page swapped into the element that asked, and nothing changed."""
 
+import pytest
+
 from tests.conftest import csrf_token
 from tests.link_helpers import HX, create_link, link_row, mutate, update_row
 from tests.org_helpers import pending_invitation, post_form, snapshot
@@ -98,29 +100,26 @@ def test_revoking_an_invitation_twice_is_an_alert(app, org_team):
     assert snapshot(app) == before
 
 
-def test_an_admin_inviting_an_owner_is_an_alert(app, org_team):
+@pytest.mark.parametrize(
+    ("path", "form", "message"),
+    [
+        (
+            "/orgs/acme/invitations",
+            {"email": "boss@example.com", "role": "owner"},
+            "Only an owner can invite an owner.",
+        ),
+        (
+            "/orgs/acme/settings",
+            {"name": "Hijacked", "allowed_email_domain": "evil.example"},
+            "Only an owner can see or change the organisation",
+        ),
+    ],
+    ids=["inviting an owner", "saving settings"],
+)
+def test_an_admin_doing_what_only_owners_may_is_an_alert(app, org_team, path, form, message):
     before = snapshot(app)
 
-    response = post_form(
-        org_team["admin"],
-        "/orgs/acme/invitations",
-        {"email": "boss@example.com", "role": "owner"},
-        headers=HX,
-    )
+    response = post_form(org_team["admin"], path, form, headers=HX)
 
-    assert_alert(response, 403, "Only an owner can invite an owner.")
-    assert snapshot(app) == before
-
-
-def test_an_admin_saving_settings_is_an_alert(app, org_team):
-    before = snapshot(app)
-
-    response = post_form(
-        org_team["admin"],
-        "/orgs/acme/settings",
-        {"name": "Hijacked", "allowed_email_domain": "evil.example"},
-        headers=HX,
-    )
-
-    assert_alert(response, 403, "Only an owner can see or change the organisation")
+    assert_alert(response, 403, message)
     assert snapshot(app) == before
