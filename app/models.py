@@ -93,7 +93,9 @@ class Org(db.Model):
     name: Mapped[str] = mapped_column(String(100))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    allowed_email_domain: Mapped[str | None] = mapped_column(String(255))
+    # Verified emails of this domain join as members at sign-in. Unique: a domain's people
+    # can be auto-joined into one org only.
+    allowed_email_domain: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Go-link style intranet destinations (http://wiki/, 10.x addresses) are refused
     # unless the org turns this on.
     allow_private_destinations: Mapped[bool] = mapped_column(
@@ -122,6 +124,47 @@ class Membership(db.Model):
     org: Mapped[Org] = relationship(back_populates="memberships")
 
 
+class UserSession(db.Model):
+    """One signed-in browser: the session cookie names it, and it ends on the server.
+
+    The cookie holds a random token; only its SHA-256 is stored. A session that signed out,
+    was ended by "Sign out everywhere" or has passed `expires_at` no longer signs anyone in,
+    even if its cookie is replayed.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's ID token, sent back as id_token_hint when signing out there too.
+    id_token: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship()
+
+
+class DepartedMember(db.Model):
+    """Someone who was removed from an org or left it: auto-join never adds them back.
+
+    An invitation they accept clears the record.
+    """
+
+    __tablename__ = "departed_members"
+    __table_args__ = (
+        UniqueConstraint("org_id", "user_id"),
+        CheckConstraint("reason IN ('removed', 'left')", name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    departed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Link(db.Model):
     __tablename__ = "links"
     __table_args__ = (Index("ix_links_org_id_created_at", "org_id", "created_at"),)
@@ -143,7 +186,10 @@ class Link(db.Model):
     )
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     max_clicks: Mapped[int | None] = mapped_column(Integer)
+    # Every recorded click, bots and the team's own included.
     click_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Clicks by people outside the org: what the dashboard shows and max_clicks limits.
+    human_click_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
