@@ -1,17 +1,25 @@
-"""Views for /login, /auth/callback and /logout."""
+"""Views for /login, /auth/callback, /logout and /logout/everywhere."""
 
 import logging
 from urllib.parse import urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
+from authlib.common.urls import add_params_to_uri
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from joserfc.errors import JoseError
 
 from app.blueprints.auth import bp
 from app.extensions import db
+from app.models import utcnow
 from app.services.members import join_orgs_by_email_domain
+from app.services.sessions import (
+    SESSION_COOKIE_FIELD,
+    end_all_sessions,
+    end_session,
+    start_session,
+)
 from app.services.users import sign_in_from_claims
 
 log = logging.getLogger(__name__)
@@ -87,10 +95,17 @@ def callback():
     next_path = safe_next_path(session.get(_NEXT_KEY))
     user = sign_in_from_claims(issuer, claims)
     joined = [org.name for org in join_orgs_by_email_domain(user)]
+    session_token = start_session(
+        user,
+        now=utcnow(),
+        lifetime=current_app.permanent_session_lifetime,
+        id_token=token.get("id_token"),
+    )
     db.session.commit()
     # A new session for the signed-in user: nothing from before sign-in carries over.
     session.clear()
     login_user(user)
+    session[SESSION_COOKIE_FIELD] = session_token
     session.permanent = True
     for name in joined:
         flash(f"You joined {name}: your email domain is allowed there.", "info")
@@ -98,10 +113,80 @@ def callback():
 
 
 @bp.post("/logout")
-@login_required
 def logout():
-    """Sign out and drop the whole session."""
+    """Sign out: end this browser's session here, then at the provider where it offers that.
+
+    Not login_required: a browser whose session already ended (signed out elsewhere,
+    expired) is signed out all the same, instead of being sent to sign in first.
+    """
+    ended = end_session(session.get(SESSION_COOKIE_FIELD), now=utcnow())
+    id_token = ended.id_token if ended else None
+    db.session.commit()
+    return _signed_out(id_token, "You are signed out.")
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """Sign out every browser of the signed-in user, this one included."""
+    now = utcnow()
+    this_session = end_session(session.get(SESSION_COOKIE_FIELD), now=now)
+    id_token = this_session.id_token if this_session else None
+    end_all_sessions(current_user.id, now=now)
+    db.session.commit()
+    return _signed_out(id_token, "You are signed out on every browser.")
+
+
+def _signed_out(id_token: str | None, message: str):
+    """Drop this browser's session and send it home, by way of the provider's sign-out.
+
+    The message is flashed into the fresh session, so the home page shows it, also after
+    the round trip through the provider.
+    """
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
-    return redirect(url_for("orgs.home"))
+    flash(message, "info")
+    destination = _provider_sign_out_url(id_token) if id_token else None
+    return _navigate_to(destination or url_for("orgs.home"))
+
+
+def _provider_sign_out_url(id_token: str) -> str | None:
+    """The provider's end-session URL for this browser (OIDC RP-Initiated Logout), or None.
+
+    None when the discovery document names no end_session_endpoint, or the provider can
+    not be reached: our session has ended already, and that must not turn into an error.
+    No `state`: the landing page is home, which acts on nothing the provider sends back.
+    """
+    try:
+        metadata = current_app.extensions["oidc"].load_server_metadata()
+    except requests.RequestException as error:
+        log.warning(
+            "identity provider unreachable at sign-out (%s); signed out here only",
+            type(error).__name__,
+        )
+        return None
+    endpoint = metadata.get("end_session_endpoint")
+    if not endpoint:
+        return None
+    return add_params_to_uri(
+        endpoint,
+        {
+            "id_token_hint": id_token,
+            # Names the client whose registered URIs the provider checks the landing against.
+            "client_id": current_app.config["OIDC_CLIENT_ID"],
+            "post_logout_redirect_uri": url_for("orgs.home", _external=True),
+        },
+    )
+
+
+def _navigate_to(url: str):
+    """Send the whole browser window to `url`, whether the request came from a form or htmx.
+
+    htmx's fetch would follow a redirect itself, and one to the provider's origin fails;
+    HX-Redirect makes htmx load the URL as a page instead.
+    """
+    if request.headers.get("HX-Request") == "true":
+        return "", 204, {"HX-Redirect": url, "Vary": "HX-Request"}
+    response = redirect(url)
+    response.vary.add("HX-Request")
+    return response
