@@ -13,6 +13,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from app.ratelimits import MissLimiter
+
 # Stable constraint names, so Alembic can alter and drop them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,6 +33,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Keyed by client IP (ProxyFix makes it the visitor's, not the router's); views that
-# limit per person pass their own key.
+# Keyed by client IP (the socket peer, or with TRUSTED_PROXIES the visitor's address the
+# router forwarded); views that limit per person pass their own key.
 limiter = Limiter(key_func=get_remote_address)
+# Unknown short links per client IP, counted only when a request missed (see app.ratelimits).
+unknown_slug_limiter = MissLimiter("unknown_slugs", limit_setting="UNKNOWN_SLUG_LIMIT")

@@ -2,9 +2,12 @@
 
 import pytest
 from werkzeug.datastructures import Headers
+from werkzeug.urls import iri_to_uri
 
 from app.services.destinations import (
     MAX_DESTINATION_LENGTH,
+    MAX_HOST_LENGTH,
+    MAX_LABEL_LENGTH,
     own_hosts,
     safe_href,
     unicode_destination,
@@ -73,6 +76,13 @@ REFUSED = {
     "http://printer.localhost/": "private network",
     "http://intranet/": "private network",
     "http://nas.local/": "private network",
+    # Host names DNS can not hold, which the redirect could not even send as its Location
+    "https://" + "a" * 64 + ".example/": "at most 63 characters",
+    "https://" + "ü" * 60 + ".example/": "at most 63 characters",
+    # 254 characters: one over the limit.
+    "https://" + ".".join(["a" * 60] * 4 + ["b" * 10]) + "/": "keep it to 253 characters",
+    "https://a..example/": "empty part",
+    "https://.example.com/": "empty part",
     # 7. Deception
     "https://google.com@evil.example/": "user name or password",
     "https://good.example%2F@evil.example": "user name or password",
@@ -121,6 +131,58 @@ def test_length_limit_applies_after_normalisation():
     # Each é becomes %C3%A9: short input, too long once encoded. Refused, not truncated.
     with pytest.raises(InvalidInput, match="too long"):
         validate_destination(base + "é" * 1000)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://[::ffff:0:7f00:1]/",  # IPv4-translated 127.0.0.1
+        "http://[::ffff:0:a00:1]/",  # IPv4-translated 10.0.0.1
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b:1::a00:1]/",  # local-use NAT64
+        "http://[64:ff9b:1::808:808]/",  # local-use NAT64, even of a public address
+        "http://[2002:a00:1::1]/",  # 6to4 of 10.0.0.1
+        "http://[fec0::1]/",  # site-local
+        "http://[2001:db8::1]/",  # documentation
+        "http://[3fff::1]/",  # documentation (RFC 9637)
+        "http://[fd00::1]/",  # unique local
+        "http://[fe80::1]/",  # link-local
+        "http://[ff02::1]/",  # multicast
+        "http://224.0.0.1/",  # multicast
+    ],
+)
+def test_refuses_ip_addresses_that_are_not_on_the_public_internet(raw):
+    with pytest.raises(InvalidInput, match="private network") as refused:
+        validate_destination(raw, own_hosts=OWN_HOSTS)
+    assert refused.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://[2606:4700::1111]/",
+        "http://[64:ff9b::808:808]/",  # NAT64 of 8.8.8.8
+        "http://[::ffff:0:808:808]/",  # IPv4-translated 8.8.8.8
+        "http://[::ffff:808:808]/",  # IPv4-mapped 8.8.8.8
+        "http://[2002:808:808::1]/",  # 6to4 of 8.8.8.8
+        "http://1.1.1.1/",
+    ],
+)
+def test_public_ip_addresses_stay_allowed_in_every_form(raw):
+    assert validate_destination(raw, own_hosts=OWN_HOSTS) == raw
+
+
+def test_host_names_up_to_the_dns_limits_are_stored_and_can_be_sent_as_a_location():
+    longest_label = "a" * MAX_LABEL_LENGTH + ".example"
+    longest_host = ".".join(["a" * MAX_LABEL_LENGTH] * 3 + ["b" * 61])
+    assert len(longest_host) == MAX_HOST_LENGTH
+
+    for host in (longest_label, longest_host):
+        stored = validate_destination(f"https://{host}/")
+        assert stored == f"https://{host}/"
+        # What Werkzeug does to a redirect's Location header before sending it.
+        assert iri_to_uri(stored) == stored
 
 
 @pytest.mark.parametrize(

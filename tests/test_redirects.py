@@ -4,8 +4,10 @@ import logging
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func
 
-from app.models import utcnow
+from app.extensions import db
+from app.models import Click, utcnow
 from tests.link_helpers import create_link, link_row, update_row
 
 
@@ -47,7 +49,7 @@ def test_reserved_words_never_reach_the_redirect(client):
         ({"is_active": False}, "was deactivated"),
         ({"deleted_at": utcnow()}, "was deleted"),
         ({"expires_at": utcnow() - timedelta(minutes=1)}, "has expired"),
-        ({"max_clicks": 5, "click_count": 5}, "has expired"),
+        ({"max_clicks": 5, "human_click_count": 5}, "has expired"),
     ],
 )
 def test_inactive_deleted_and_expired_links_are_gone(app, client, links, change, message):
@@ -84,6 +86,36 @@ def test_a_stored_destination_that_fails_validation_is_410_and_logged(
     errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
     assert len(errors) == 1
     assert errors[0].startswith(f"link {link_row(app, 'launch').id} not redirected")
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "https://" + "a" * 64 + ".example/",
+        "https://a..example/",
+        "https://" + ".".join(["a" * 60] * 4 + ["b" * 10]) + "/",
+    ],
+    ids=["64-character label", "empty label", "254-character host"],
+)
+def test_a_stored_destination_the_redirect_can_not_send_is_disabled_and_counts_no_click(
+    app, client, links, caplog, destination
+):
+    # Written before validation refused such hosts: every visit used to count, then fail.
+    update_row(app, "launch", destination=destination)
+
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/launch")
+
+    assert response.status_code == 410
+    assert "Link disabled" in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+    link = link_row(app, "launch")
+    errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"link {link.id} not redirected")
+    assert link.click_count == 0
+    with app.app_context():
+        assert db.session.execute(db.select(func.count(Click.id))).scalar_one() == 0
 
 
 @pytest.fixture

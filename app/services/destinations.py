@@ -33,6 +33,60 @@ _SCRIPT_FAMILIES = (
 )
 
 _NOT_ABSOLUTE = "Enter a full web address that starts with https:// or http://."
+# DNS limits (RFC 1035), on the ASCII (punycode) form: the redirect's Location header is
+# IDNA-encoded, which fails on an empty or longer label, and no resolver looks such names up.
+MAX_LABEL_LENGTH = 63
+MAX_HOST_LENGTH = 253
+
+
+def _ipv4_in_last_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    """The IPv4 address an IPv4-mapped, IPv4-translated or NAT64 address ends with."""
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+
+
+def _ipv4_after_6to4_prefix(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    """The IPv4 address a 6to4 address (2002:AABB:CCDD::/48) carries after its prefix."""
+    return ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF)
+
+
+# Every address block a destination may not point into (the IANA special-purpose
+# registries), written out instead of asking `ip.is_global`, whose answers changed between
+# Python releases. A block that wraps an IPv4 address names how to unwrap it: such an
+# address is judged by the IPv4 address inside. The first block that matches decides.
+_SPECIAL_NETWORKS = tuple(
+    (ipaddress.ip_network(network), unwrap)
+    for network, unwrap in (
+        ("0.0.0.0/8", None),  # "this network"
+        ("10.0.0.0/8", None),  # private
+        ("100.64.0.0/10", None),  # carrier-grade NAT
+        ("127.0.0.0/8", None),  # loopback
+        ("169.254.0.0/16", None),  # link-local, cloud metadata
+        ("172.16.0.0/12", None),  # private
+        ("192.0.0.0/24", None),  # IETF protocol assignments
+        ("192.0.2.0/24", None),  # documentation
+        ("192.168.0.0/16", None),  # private
+        ("198.18.0.0/15", None),  # benchmarking
+        ("198.51.100.0/24", None),  # documentation
+        ("203.0.113.0/24", None),  # documentation
+        ("224.0.0.0/4", None),  # multicast
+        ("240.0.0.0/4", None),  # reserved, broadcast
+        ("::/96", None),  # unspecified, loopback, IPv4-compatible (deprecated)
+        ("::ffff:0:0/96", _ipv4_in_last_32_bits),  # IPv4-mapped
+        ("::ffff:0:0:0/96", _ipv4_in_last_32_bits),  # IPv4-translated
+        ("64:ff9b::/96", _ipv4_in_last_32_bits),  # NAT64, well-known prefix
+        ("64:ff9b:1::/48", None),  # NAT64, local use
+        ("100::/64", None),  # discard-only
+        ("2001::/23", None),  # IETF protocol assignments (Teredo among them)
+        ("2001:db8::/32", None),  # documentation
+        ("2002::/16", _ipv4_after_6to4_prefix),  # 6to4
+        ("3fff::/20", None),  # documentation
+        ("5f00::/16", None),  # segment routing (SRv6) identifiers
+        ("fc00::/7", None),  # unique local
+        ("fe80::/10", None),  # link-local
+        ("fec0::/10", None),  # site-local (deprecated)
+        ("ff00::/8", None),  # multicast
+    )
+)
 
 
 def own_hosts(short_base_url: str | None, request_host: str | None) -> list[str]:
@@ -90,6 +144,7 @@ def validate_destination(
     host = url.hostname.removesuffix(".")
     if not host:
         raise InvalidInput(_NOT_ABSOLUTE, field="url")
+    _check_host_length(host)
     if _is_own_host(host, own_hosts):
         raise InvalidInput(
             "That address is one of our own short links or pages; link to the final "
@@ -165,6 +220,32 @@ def _too_long() -> InvalidInput:
     )
 
 
+def _check_host_length(host: str) -> None:
+    """Refuse a host name with an empty label, a label over 63 characters or over 253 in all."""
+    if _ip_literal(host) is not None:
+        return
+    labels = host.split(".")
+    if "" in labels:
+        raise InvalidInput(
+            "The host name has an empty part (two dots in a row, or a dot at the start); "
+            "check it for typos.",
+            field="url",
+        )
+    if any(len(label) > MAX_LABEL_LENGTH for label in labels):
+        raise InvalidInput(
+            "A part of the host name between dots is too long: each may have at most "
+            f"{MAX_LABEL_LENGTH} characters (non-Latin letters count as their encoded "
+            "xn-- form).",
+            field="url",
+        )
+    if len(host) > MAX_HOST_LENGTH:
+        raise InvalidInput(
+            f"The host name is too long: keep it to {MAX_HOST_LENGTH} characters "
+            "(non-Latin letters count as their encoded xn-- form).",
+            field="url",
+        )
+
+
 def _normalise_host(host: str) -> str | None:
     """Lower-case, IDNA-map and strip a host the way a browser would; None if unparseable."""
     try:
@@ -193,16 +274,11 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 def _is_non_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Tell whether an address is not on the public internet, judging an IPv6 address that
     wraps an IPv4 one by the IPv4 address inside."""
-    if ip.version == 6:
-        # IPv6 forms that carry an IPv4 address: judge the IPv4 address inside.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in ipaddress.ip_network("64:ff9b::/96"):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if ip in ipaddress.ip_network("::/96"):
-            return True
-        if embedded is not None:
-            return _is_non_global(embedded)
-    return not ip.is_global or ip.is_multicast
+    for network, unwrap in _SPECIAL_NETWORKS:
+        # Compared across versions, an IPv4 address could match an IPv6 block by its bits.
+        if network.version == ip.version and ip in network:
+            return unwrap is None or _is_non_global(unwrap(ip))
+    return False
 
 
 def _is_private_host(host: str) -> bool:

@@ -6,9 +6,10 @@ from flask import current_app, jsonify, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import TooManyRequests
 
 from app.blueprints.redirects import bp
-from app.extensions import db, limiter
+from app.extensions import db, unknown_slug_limiter
 from app.models import utcnow
 from app.services import links as link_service
 from app.services.clicks import ClickOutcome, Visit, record_visit
@@ -26,17 +27,23 @@ _DEAD_ENDS = {
 
 @bp.get("/healthz")
 def healthz():
-    """Report whether the app can reach its database (503 with Retry-After when it cannot)."""
+    """Report whether the app reaches its database and its rate-limit store.
+
+    Without the database it answers 503 with Retry-After. Without the store it is only
+    degraded (200): redirects keep working and limits are counted in memory meanwhile.
+    """
+    store = "ok" if unknown_slug_limiter.store_reachable() else "unreachable"
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.exception("health check: database unreachable")
-        response = jsonify(status="unavailable", database="unreachable")
+        response = jsonify(status="unavailable", database="unreachable", rate_limit_store=store)
         response.status_code = 503
         response.headers["Retry-After"] = "30"
     else:
-        response = jsonify(status="ok", database="ok")
+        status = "ok" if store == "ok" else "degraded"
+        response = jsonify(status=status, database="ok", rate_limit_store=store)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -48,17 +55,11 @@ def robots_txt():
 
 
 @bp.get("/<short_slug:slug>")
-# Only unknown slugs count towards the limit, so an IP that follows real links never
-# reaches it, and one guessing at slugs is slowed down.
-@limiter.limit(
-    lambda: current_app.config["UNKNOWN_SLUG_LIMIT"],
-    deduct_when=lambda response: response.status_code == 404,
-)
 def follow(slug: str):
     """Redirect to the link's destination and count the click, or explain why it leads nowhere.
 
     `/<slug>+` shows where the link goes instead, and HEAD requests are answered without
-    being counted: neither is a visit.
+    being counted: neither is a visit. Unknown slugs count towards UNKNOWN_SLUG_LIMIT per IP.
     """
     preview = slug.endswith("+")
     if preview:
@@ -68,6 +69,8 @@ def follow(slug: str):
     # An unreachable database answers 503 (see register_errorhandlers), never a 404 that
     # a browser could remember as a dead link.
     resolution = link_service.resolve(slug, own_hosts=hosts, now=now)
+    if resolution.outcome == "unknown":
+        _count_unknown_slug()
     if resolution.outcome != "redirect":
         response = _dead_end(slug, resolution)
     elif preview:
@@ -83,6 +86,18 @@ def follow(slug: str):
     # Destinations change and links get deactivated: no browser or proxy may remember this.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _count_unknown_slug() -> None:
+    """Count a miss against the visitor's IP, refusing it with 429 once over the limit.
+
+    Only misses are counted, and only after the lookup, so an office sharing one IP keeps
+    its real links however many typos it makes. A guesser over the limit can still tell a
+    302 from a 429: long random slugs, not this limit, are what keep links unguessable.
+    """
+    retry_after = unknown_slug_limiter.count_miss(request.remote_addr or "")
+    if retry_after is not None:
+        raise TooManyRequests(retry_after=retry_after)
 
 
 def _count_visit(resolution: link_service.Resolution, now) -> ClickOutcome:
