@@ -1,5 +1,5 @@
-"""Click recording: visit details without IPs, bot flags, daily salts, atomic counts and
-click limits, failures logged."""
+"""Click recording: visit details without IPs, bot flags, daily salts, atomic counts,
+failures logged. Click limits have their own file, test_click_limits.py."""
 
 import dataclasses
 import logging
@@ -11,7 +11,6 @@ from app.config import config_from_environment
 from app.extensions import db
 from app.models import Click, Link, VisitorSalt
 from app.services.clicks import ClickOutcome, Visit, daily_salt, describe_visit, record_visit
-from app.services.links import is_expired
 from tests.click_factories import CHROME_ON_WINDOWS, make_link
 from tests.conftest import run_at_once
 
@@ -26,10 +25,10 @@ def visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP, country=N
     return describe_visit(Visit(user_agent, referrer, remote_addr, country), salt=salt)
 
 
-def count_visit(link_id: int, visit: Visit = HUMAN_VISIT, *, limited=False, now=NOW, org_id=None):
+def count_visit(link_id: int, visit: Visit = HUMAN_VISIT, *, now=NOW, org_id=None):
     """Record a visit to the link as the redirect does; call inside an app context."""
     org_id = org_id or db.session.get(Link, link_id).org_id
-    return record_visit(link_id, org_id, visit, limited=limited, now=now)
+    return record_visit(link_id, org_id, visit, limited=False, now=now)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +240,9 @@ def test_record_visit_writes_the_row_and_counts_it(app):
         assert count_visit(link_id) is ClickOutcome.COUNTED
 
         db.session.expire_all()
-        assert db.session.get(Link, link_id).click_count == 2
+        link = db.session.get(Link, link_id)
+        # The owner's own click is recorded but is not one by people.
+        assert (link.click_count, link.human_click_count) == (2, 1)
         clicks = db.session.execute(db.select(Click).order_by(Click.id)).scalars().all()
         first = clicks[0]
         assert first.clicked_at == NOW
@@ -325,54 +326,6 @@ def test_concurrent_clicks_are_all_counted(app, postgres_only):
         assert db.session.get(Link, link_id).click_count == 400
         count = db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
         assert db.session.execute(count).scalar_one() == 400
-
-
-def test_a_limited_link_counts_up_to_its_limit_and_no_further(app):
-    with app.app_context():
-        link_id = make_link(max_clicks=2).id
-        outcomes = [count_visit(link_id, limited=True) for _ in range(3)]
-        assert outcomes == [ClickOutcome.COUNTED, ClickOutcome.COUNTED, ClickOutcome.LIMIT_REACHED]
-        db.session.expire_all()
-        assert db.session.get(Link, link_id).click_count == 2
-        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 2
-
-
-def test_concurrent_visitors_can_not_overshoot_a_click_limit(app):
-    with app.app_context():
-        link_id = make_link(max_clicks=5).id
-
-    def click_four_times():
-        with app.app_context():
-            return [count_visit(link_id, limited=True) for _ in range(4)]
-
-    outcomes = [o for batch in run_at_once(*[click_four_times] * 6) for o in batch]
-
-    assert outcomes.count(ClickOutcome.COUNTED) == 5
-    assert outcomes.count(ClickOutcome.LIMIT_REACHED) == 19
-    with app.app_context():
-        assert db.session.get(Link, link_id).click_count == 5
-        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 5
-
-
-def test_a_link_with_max_clicks_is_exhausted_once_reached(app):
-    with app.app_context():
-        link = make_link(max_clicks=2, click_count=1)
-        assert is_expired(link, NOW) is False
-        link.click_count = 2
-        assert is_expired(link, NOW) is True
-
-
-def test_a_link_without_limits_never_expires(app):
-    with app.app_context():
-        link = make_link()
-        assert is_expired(link, NOW + timedelta(days=3650)) is False
-
-
-def test_a_link_expires_at_its_expiry_time(app):
-    with app.app_context():
-        link = make_link(expires_at=NOW)
-        assert is_expired(link, NOW - timedelta(seconds=1)) is False
-        assert is_expired(link, NOW) is True
 
 
 def test_no_country_header_is_trusted_unless_configured(monkeypatch):

@@ -1,7 +1,9 @@
-"""CSV exports: header first, one row per click, no IPs or hashes, formulas defused."""
+"""CSV exports: header first, one row per click, no IPs or hashes, every field quoted and
+formulas defused."""
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -16,9 +18,13 @@ from app.services.exports import (
     csv_lines,
     links_csv_rows,
 )
-from tests.click_factories import add_click, make_link
+from tests.click_factories import add_click, make_link, visit
+from tests.link_helpers import create_link
 
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+# A CSV body in which every field, the header's too, is in double quotes.
+ALL_QUOTED = re.compile(rb'(?:"(?:[^"]|"")*"(?:,"(?:[^"]|"")*")*\r\n)+')
+SEMICOLON_FORMULA = 'x;=HYPERLINK("http://evil.test","x")'
 
 
 def parse(lines) -> list[list[str]]:
@@ -57,6 +63,11 @@ def test_csv_lines_quote_commas_quotes_and_newlines():
     lines = list(csv_lines([("a,b", 'say "hi"', "two\nlines")]))
     assert lines == ['"a,b","say ""hi""","two\nlines"\r\n']
     assert parse(lines) == [["a,b", 'say "hi"', "two\nlines"]]
+
+
+def test_csv_lines_quote_every_field_empty_numbers_and_booleans_too():
+    lines = list(csv_lines([("plain", None, 3, True, SEMICOLON_FORMULA)]))
+    assert lines == ['"plain","","3","true","x;=HYPERLINK(""http://evil.test"",""x"")"\r\n']
 
 
 def test_clicks_export_has_a_header_and_one_row_per_click(app):
@@ -131,11 +142,15 @@ def test_links_export_lists_the_orgs_live_links_with_formulas_defused(app):
             destination="https://example.com/a",
             title='=HYPERLINK("http://evil","x")',
             click_count=7,
+            human_click_count=4,
         )
+        add_click(link, NOW, is_bot=True)
+        add_click(link, NOW, is_bot=True, is_internal=True)
+        add_click(link, NOW, is_internal=True)
+        add_click(make_link("xyz"), NOW, is_bot=True)
         db.session.add(
             Link(org_id=link.org_id, slug="gone", destination="https://x.test/", deleted_at=NOW)
         )
-        make_link("xyz")
         db.session.commit()
 
         rows = parse(csv_lines(links_csv_rows(link.org_id, "https://go.acme.test")))
@@ -148,5 +163,53 @@ def test_links_export_lists_the_orgs_live_links_with_formulas_defused(app):
     assert row["title"] == '\'=HYPERLINK("http://evil","x")'
     assert row["created_by"] == "abc@a.test"
     assert row["is_active"] == "true"
-    assert row["click_count"] == "7"
     assert row["created_at"].endswith("Z")
+    # Bot and internal are counted like the clicks export's flags: one click can be both.
+    assert (row["click_count"], row["human_clicks"]) == ("7", "4")
+    assert (row["bot_clicks"], row["internal_clicks"]) == ("2", "2")
+
+
+def test_links_without_clicks_export_zero_counts(app):
+    with app.app_context():
+        link = make_link()
+        rows = parse(csv_lines(links_csv_rows(link.org_id, "https://go.acme.test")))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    counts = ("click_count", "human_clicks", "bot_clicks", "internal_clicks")
+    assert [row[column] for column in counts] == ["0", "0", "0", "0"]
+
+
+def test_the_downloaded_links_export_quotes_every_field(app, org_team):
+    acme, owner = org_team["slug"], org_team["owner"]
+    create_link(owner, acme, "semi", "https://example.com/", title=SEMICOLON_FORMULA)
+    create_link(owner, acme, "sum", "https://example.com/", title="@SUM(A1:A9)")
+
+    body = owner.get(f"/orgs/{acme}/links.csv").get_data()
+
+    assert ALL_QUOTED.fullmatch(body)
+    assert body.startswith(
+        b'"slug","short_url","destination","title","created_by","created_at","is_active",'
+        b'"expires_at","max_clicks","click_count","human_clicks","bot_clicks",'
+        b'"internal_clicks"\r\n'
+    )
+    assert b',"x;=HYPERLINK(""http://evil.test"",""x"")",' in body
+    assert b',"\'@SUM(A1:A9)",' in body
+    assert body.endswith(b',"true","","","0","0","0","0"\r\n')
+
+
+def test_the_downloaded_clicks_export_quotes_every_field(app, org_team):
+    acme = org_team["slug"]
+    create_link(org_team["owner"], acme, "semi", "https://example.com/", title=SEMICOLON_FORMULA)
+    visit(app, "semi", Referer="https://mail.example/inbox")
+
+    body = org_team["owner"].get(f"/orgs/{acme}/links/semi/clicks.csv").get_data()
+
+    assert ALL_QUOTED.fullmatch(body)
+    header, row = body.split(b"\r\n")[:2]
+    assert header == (
+        b'"clicked_at","referrer_host","browser","os","device","is_bot","is_internal","country"'
+    )
+    assert re.fullmatch(
+        rb'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","mail.example","Chrome","Windows","desktop",'
+        rb'"false","false",""',
+        row,
+    )

@@ -9,12 +9,17 @@ import pytest
 import segno
 
 from app.extensions import db
-from app.models import Click, utcnow
-from tests.click_factories import CHROME_ON_WINDOWS
+from app.models import utcnow
+from tests.click_factories import (
+    CHROME_ON_WINDOWS,
+    SLACKBOT,
+    clicks_of,
+    shown_click_count,
+    visit,
+)
 from tests.conftest import run_at_once
 from tests.link_helpers import HX, create_link, link_row, mutate, update_row
 
-SLACKBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -30,29 +35,6 @@ def acme(org_team):
 def sale(org_team, acme):
     """A link /sale in acme, created by the member, pointing at https://shop.example/sale."""
     return create_link(org_team["member"], acme, "sale", "https://shop.example/sale")
-
-
-def visit(
-    app, slug: str, *, user_agent=CHROME_ON_WINDOWS, ip="203.0.113.7", method="GET", **headers
-):
-    """Follow a short link as an anonymous visitor from `ip` (via the router's X-Forwarded-For)."""
-    return app.test_client().open(
-        f"/{slug}",
-        method=method,
-        headers={"User-Agent": user_agent, "X-Forwarded-For": ip, **headers},
-    )
-
-
-def clicks_of(app, slug: str) -> list[Click]:
-    with app.app_context():
-        link = link_row(app, slug)
-        rows = db.session.execute(
-            db.select(Click).filter_by(link_id=link.id).order_by(Click.id)
-        ).scalars()
-        clicks = list(rows)
-        for click in clicks:
-            db.session.expunge(click)
-        return clicks
 
 
 def test_redirect_counts_a_click_with_what_the_visit_tells(app, sale):
@@ -125,16 +107,16 @@ def test_a_link_stops_after_its_click_limit(app, org_team, acme):
     create_link(org_team["owner"], acme, "twice", "https://example.com/", max_clicks="2")
     assert [visit(app, "twice").status_code for _ in range(3)] == [302, 302, 410]
     assert "expired" in visit(app, "twice").get_data(as_text=True)
-    assert link_row(app, "twice").click_count == 2
+    link = link_row(app, "twice")
+    assert (link.click_count, link.human_click_count) == (2, 2)
 
 
 def test_concurrent_visitors_get_exactly_the_clicks_a_limit_allows(app, org_team, acme):
     create_link(org_team["owner"], acme, "only-five", "https://example.com/", max_clicks="5")
 
     def follow_four_times(index: int):
-        headers = {"User-Agent": CHROME_ON_WINDOWS, "X-Forwarded-For": f"198.51.100.{index}"}
-        client = app.test_client()
-        return lambda: [client.get("/only-five", headers=headers).status_code for _ in range(4)]
+        ip = f"198.51.100.{index}"
+        return lambda: [visit(app, "only-five", ip=ip).status_code for _ in range(4)]
 
     statuses = [
         s for batch in run_at_once(*(follow_four_times(i) for i in range(6))) for s in batch
@@ -142,7 +124,8 @@ def test_concurrent_visitors_get_exactly_the_clicks_a_limit_allows(app, org_team
 
     assert statuses.count(302) == 5
     assert statuses.count(410) == 19
-    assert link_row(app, "only-five").click_count == 5
+    link = link_row(app, "only-five")
+    assert (link.click_count, link.human_click_count) == (5, 5)
     assert len(clicks_of(app, "only-five")) == 5
 
 
@@ -181,9 +164,8 @@ def test_concurrent_redirects_are_counted_exactly(app, sale):
     threads, per_thread = 4, 25
 
     def follow_many(index: int):
-        headers = {"User-Agent": CHROME_ON_WINDOWS, "X-Forwarded-For": f"198.51.100.{index}"}
-        client = app.test_client()
-        return lambda: [client.get("/sale", headers=headers).status_code for _ in range(per_thread)]
+        ip = f"198.51.100.{index}"
+        return lambda: [visit(app, "sale", ip=ip).status_code for _ in range(per_thread)]
 
     statuses = run_at_once(*(follow_many(i) for i in range(threads)))
     assert statuses == [[302] * per_thread] * threads
@@ -261,8 +243,12 @@ def test_dashboard_rows_poll_their_click_count(app, org_team, acme, sale):
     assert 'hx-trigger="every 10s"' in page
     visit(app, "sale")
     visit(app, "sale")
+    visit(app, "sale", user_agent=SLACKBOT)
     response = owner.get(f"/orgs/{acme}/links/sale/clicks", headers=HX)
-    assert response.get_data(as_text=True) == "2"
+    assert shown_click_count(response.get_data(as_text=True)) == (
+        "2",
+        "2 clicks by people; 3 in all, including 1 by bots and your team",
+    )
     assert response.headers["Cache-Control"] == "no-store"
 
 

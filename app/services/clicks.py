@@ -233,23 +233,33 @@ def record_visit(
 ) -> ClickOutcome:
     """Count one visit to a link as a click and store what it tells, in one transaction.
 
-    A link with a click limit (`limited`) is counted only while it is under the limit,
-    checked in the same UPDATE that counts, so concurrent visitors can not overshoot it.
+    Every click adds to `click_count`; only a person's (not a bot, not the link's own org)
+    also adds to `human_click_count`, which is what a click limit spends. For a link with a
+    limit (`limited`) the UPDATE that counts also checks it, so concurrent visitors can not
+    overshoot it, and once people have used it up every visit, bots' too, is LIMIT_REACHED.
     Never raises: a redirect must not break because its click could not be recorded, so
     any failure is rolled back, logged as `click_dropped` and reported as DROPPED.
     """
     try:
         details = describe_visit(visit, salt=daily_salt(now.date()))
         is_internal = visit.user_id is not None and is_member(visit.user_id, org_id)
+        # Named, so the onupdate of updated_at does not mark every click as an edit.
+        counts = {"click_count": Link.click_count + 1, "updated_at": Link.updated_at}
+        # A link preview or a colleague's test click must leave a one-time link to its person.
+        if not details.is_bot and not is_internal:
+            counts["human_click_count"] = Link.human_click_count + 1
         count = (
             update(Link)
             .where(Link.id == link_id)
-            # Named, so the onupdate of updated_at does not mark every click as an edit.
-            .values(click_count=Link.click_count + 1, updated_at=Link.updated_at)
+            .values(**counts)
             .execution_options(synchronize_session=False)
         )
         if limited:
-            count = count.where(or_(Link.max_clicks.is_(None), Link.click_count < Link.max_clicks))
+            # Checked by the UPDATE that counts, under its row lock, so no two visitors
+            # can both take the last click.
+            count = count.where(
+                or_(Link.max_clicks.is_(None), Link.human_click_count < Link.max_clicks)
+            )
         if db.session.execute(count).rowcount == 0:
             if not limited:
                 raise LookupError(f"link {link_id} is gone")
