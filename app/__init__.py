@@ -5,6 +5,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from authlib.integrations.flask_client import OAuth
 from dotenv import load_dotenv
@@ -13,6 +14,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -25,10 +27,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import config_from_environment, is_strong_secret_key, missing_oidc_settings
+from app import log_redaction
+from app.config import (
+    config_from_environment,
+    database_engine_options,
+    is_strong_secret_key,
+    missing_oidc_settings,
+    secure_cookie_name,
+    trusted_hosts,
+)
+from app.database import bound_pings
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.htmx import is_partial_request
 from app.services.errors import DomainError
@@ -46,10 +57,21 @@ def create_app(config: dict | None = None) -> Flask:
         "SQLALCHEMY_DATABASE_URI",
         f"sqlite:///{Path(app.instance_path) / 'linkdeck.sqlite3'}",
     )
+    # Options given explicitly (a test's, say) win over the derived timeouts.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **database_engine_options(app.config),
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+    }
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
+    if app.config["SESSION_COOKIE_SECURE"]:
+        app.config["SESSION_COOKIE_NAME"] = secure_cookie_name(app.config["SESSION_COOKIE_NAME"])
     _require_secret_key(app)
     _require_oidc_settings(app)
-    # The Heroku router is the one proxy in front of us: trust one hop for client IP and scheme.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies > 0:
+        # Each trusted proxy appends one X-Forwarded-For hop; the client's own entries,
+        # further left, are ignored, so nobody can choose the IP they are counted as.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     register_logging(app)
     register_extensions(app)
@@ -92,27 +114,33 @@ def _require_oidc_settings(app: Flask) -> None:
 
 
 def register_logging(app: Flask) -> None:
-    """Log to stdout, where a PaaS collects it."""
+    """Log to stdout, where a PaaS collects it, with secrets in URLs redacted."""
+    log_redaction.install()
     if not app.debug and not app.testing:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # On the handler, not the logger: the services' loggers (app.services.…) hand their
+        # records up to this handler without passing the app logger's own filters.
+        handler.addFilter(log_redaction.RedactSecrets())
         app.logger.handlers[:] = [handler]
         app.logger.setLevel(logging.INFO)
 
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """Enforce foreign keys and wait on locks instead of failing at once, on SQLite only."""
+    """Enforce foreign keys on SQLite (its busy timeout comes from the engine's options)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extension instances to this app."""
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        with app.app_context():
+            bound_pings(db.engine, seconds=app.config["DATABASE_PING_TIMEOUT"])
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -146,9 +174,22 @@ def register_extensions(app: Flask) -> None:
         return redirect(target)
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        """Find the signed-in user by the id in the session; a deleted user reads as signed out."""
-        return db.session.get(User, int(user_id))
+    def load_user(user_id: str) -> User | None:
+        """Find the signed-in user by the session's user id and its server-side session token.
+
+        A cookie whose session signed out, was ended by "Sign out everywhere" or expired, or
+        whose user was deleted, reads as signed out, even when it is a copy of a good one.
+        """
+        from flask import session
+
+        from app.models import utcnow
+        from app.services.sessions import SESSION_COOKIE_FIELD, find_signed_in_user
+
+        user = find_signed_in_user(int(user_id), session.get(SESSION_COOKIE_FIELD), now=utcnow())
+        if user is None:
+            # Drop the dead identity, so the next response stops sending it back.
+            session.clear()
+        return user
 
 
 def register_blueprints(app: Flask) -> None:
@@ -220,6 +261,16 @@ def register_errorhandlers(app: Flask) -> None:
             response.headers["Retry-After"] = "1"
         return response
 
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError):
+        """Answer a Host header outside TRUSTED_HOSTS with plain text: no URL can be built
+        for a host we do not serve, so no page (and no link in it) names that host."""
+        return Response(
+            "Bad request: this server does not answer for that host name.\n",
+            400,
+            {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"},
+        )
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         """Answer an HTTP error (abort, routing) in the caller's shape, keeping its headers."""
@@ -272,9 +323,13 @@ def _render_without_context(template: str, **context) -> str:
 
 def register_security_headers(app: Flask) -> None:
     """Add the headers every response should carry: CSP without inline code, no sniffing."""
+    # Signing out posts a form that redirects to the provider's end-session page, and
+    # browsers hold form redirects to form-action too: allow the provider's origin there.
+    issuer = urlsplit(app.config.get("OIDC_ISSUER") or "")
+    provider = f" {issuer.scheme}://{issuer.netloc}" if issuer.scheme and issuer.netloc else ""
     policy = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+        f"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'{provider}"
     )
 
     @app.after_request
@@ -283,7 +338,22 @@ def register_security_headers(app: Flask) -> None:
         response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if request.is_secure:
+            # Browsers that saw this once refuse plain HTTP here for a year.
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        if _served_signed_in():
+            # A page or fragment for a signed-in person: no browser cache, shared or back
+            # button, may keep it for the next person at the same computer.
+            response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _served_signed_in() -> bool:
+    """Tell whether this request was answered for a signed-in user (without loading one)."""
+    user = g.get("_login_user")
+    return user is not None and user.is_authenticated
 
 
 def register_commands(app: Flask) -> None:

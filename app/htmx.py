@@ -1,5 +1,7 @@
 """Helpers for views that answer both full-page and htmx fragment requests."""
 
+from urllib.parse import SplitResult, urlsplit
+
 from flask import render_template, request
 
 
@@ -22,3 +24,18 @@ def render_page_or_partial(page: str, partial: str, status: int = 200, **context
     template = partial if is_partial_request() else page
     response = render_template(template, **context), status, {"Vary": "HX-Request"}
     return response
+
+
+def current_page_url() -> SplitResult | None:
+    """The page an htmx request was sent from (its HX-Current-URL header), split into parts.
+
+    None when the header is missing or not a URL (`http://[` makes urlsplit raise): it is
+    only a hint about what the page shows, never a reason to fail a change.
+    """
+    header = request.headers.get("HX-Current-URL")
+    if not header:
+        return None
+    try:
+        return urlsplit(header)
+    except ValueError:
+        return None

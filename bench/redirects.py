@@ -136,6 +136,8 @@ def main() -> int:
             "DATABASE_URL": database_url,
             "SECRET_KEY": secrets.token_hex(32),
             "SHORT_BASE_URL": "https://go.bench.test",
+            # The load generator calls 127.0.0.1; a real deployment answers its own hosts only.
+            "TRUSTED_HOSTS": "go.bench.test,127.0.0.1",
             # Required to start; the benchmark never signs in, so no provider has to answer.
             "OIDC_ISSUER": "https://idp.bench.invalid",
             "OIDC_CLIENT_ID": "linkdeck-bench",

@@ -167,6 +167,8 @@ def _test_config(database_url: str, idp: IdentityProvider) -> dict:
         "OIDC_CLIENT_ID": CLIENT_ID,
         "OIDC_CLIENT_SECRET": "tests-client-secret",
         "SHORT_BASE_URL": "https://go.acme.test",
+        # The test client calls localhost, the live server 127.0.0.1.
+        "TRUSTED_HOSTS": ["localhost", "127.0.0.1", "go.acme.test"],
     }
 
 

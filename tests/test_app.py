@@ -85,7 +85,7 @@ def test_testing_without_a_key_gets_a_random_one(monkeypatch):
 def test_healthz_reports_the_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "rate_limit_store": "ok"}
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -99,7 +99,11 @@ def test_healthz_answers_503_when_the_database_is_unreachable(app_config, tmp_pa
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
-    assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.get_json() == {
+        "status": "unavailable",
+        "database": "unreachable",
+        "rate_limit_store": "ok",
+    }
 
 
 def test_unknown_page_gets_an_html_404(client):

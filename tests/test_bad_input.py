@@ -199,8 +199,8 @@ def test_control_character_in_an_org_name_is_refused_next_to_the_field(app, team
         page = response.get_data(as_text=True)
         assert response.status_code == 422, name
         assert (
-            'id="name-error">The name contains control or invisible characters; remove them.'
-            in page
+            'id="name-error">The name contains line breaks, control or invisible characters; '
+            "remove them." in page
         )
         assert 'aria-invalid="true"' in page
         assert ("<html" in page) == (shape == "page")

@@ -561,15 +561,15 @@ def test_edit_sets_changes_and_clears_expiry_and_click_limit(app, org_team, acme
 
 
 def test_raising_the_click_limit_brings_an_exhausted_link_back(app, org_team, acme):
-    owner = org_team["owner"]
+    owner, visitor = org_team["owner"], app.test_client()
     create_link(owner, acme, "once", max_clicks="1")
-    assert owner.get("/once").status_code == 302
-    assert owner.get("/once").status_code == 410
+    assert visitor.get("/once").status_code == 302
+    assert visitor.get("/once").status_code == 410
 
     data = {"url": "https://example.com/page", "title": "", "expires_at": "", "max_clicks": "5"}
     assert mutate(owner, "PATCH", f"/orgs/{acme}/links/once", acme, data=data).status_code == 200
 
-    assert owner.get("/once").status_code == 302
+    assert visitor.get("/once").status_code == 302
 
 
 def test_an_expired_links_unchanged_expiry_does_not_block_other_edits(app, org_team, acme):

@@ -21,6 +21,8 @@ APP_TABLES = {
     "invitations",
     "audit_events",
     "retired_slugs",
+    "user_sessions",
+    "departed_members",
 }
 
 
@@ -114,3 +116,25 @@ def test_every_migration_keeps_the_rows_up_and_down(empty_db_app):
     for revision in reversed([first, *later[:-1]]):
         downgrade(revision=revision)
         assert row_counts() == seeded, f"rows lost downgrading to {revision}"
+
+
+def test_human_clicks_are_counted_from_the_clicks_a_database_already_holds(empty_db_app):
+    upgrade(revision="876a044d4b30")
+    with db.engine.begin() as connection:
+        for statement in SEED_SQL:
+            connection.execute(
+                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
+            )
+        connection.execute(
+            text(
+                "INSERT INTO clicks (id, link_id, clicked_at, is_bot, is_internal) VALUES"
+                " (2, 1, :now, :yes, :no), (3, 1, :now, :no, :yes), (4, 1, :now, :no, :no)"
+            ),
+            {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False},
+        )
+
+    upgrade(revision="412a0326ce3b")
+
+    with db.engine.connect() as connection:
+        human = connection.execute(text("SELECT human_click_count FROM links")).scalar_one()
+    assert human == 2  # clicks 1 and 4; 2 was a bot, 3 the team's own

@@ -18,6 +18,7 @@ from app.services import slugs
 from app.services.destinations import validate_destination
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from app.services.orgs import has_role
+from app.services.text import clean_line
 
 PAGE_SIZE = 25
 MAX_TITLE_LENGTH = 200
@@ -33,8 +34,6 @@ HISTORY_FIELD_LABELS = {
     "expires_at": "Expiry",
     "max_clicks": "Click limit",
 }
-# Control characters and bidi overrides would let a title disguise its neighbours.
-_FORBIDDEN_TITLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,11 @@ class Resolution:
 
 
 def is_expired(link: Link, now: datetime) -> bool:
-    """Tell whether the link has passed its expiry time or its click limit."""
+    """Tell whether the link has passed its expiry time or people have used up its clicks."""
     if link.expires_at is not None and link.expires_at <= now:
         return True
-    return link.max_clicks is not None and link.click_count >= link.max_clicks
+    # Bots and the org's own clicks are recorded but do not spend the limit.
+    return link.max_clicks is not None and link.human_click_count >= link.max_clicks
 
 
 def link_status(link: Link, now: datetime) -> str:
@@ -328,19 +328,9 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime) -> Resolution
 
 
 def clean_title(raw: str | None) -> str | None:
-    """A trimmed title, or None when blank."""
-    title = (raw or "").strip()
-    if not title:
-        return None
-    if len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInput(
-            f"Keep the title to {MAX_TITLE_LENGTH} characters or fewer.", field="title"
-        )
-    if any(unicodedata.category(char) in _FORBIDDEN_TITLE_CATEGORIES for char in title):
-        raise InvalidInput(
-            "The title contains line breaks or invisible characters; remove them.", field="title"
-        )
-    return title
+    """A title with its spaces collapsed, or None when blank (the one text rule in
+    app/services/text.py)."""
+    return clean_line(raw, field="title", max_length=MAX_TITLE_LENGTH, what="title")
 
 
 def clean_query(raw: str | None) -> str:
@@ -416,7 +406,7 @@ def _status_criteria(status: str, now: datetime) -> list:
     """The SQL conditions of one status filter: all, active, inactive or expired."""
     not_expired = and_(
         or_(Link.expires_at.is_(None), Link.expires_at > now),
-        or_(Link.max_clicks.is_(None), Link.click_count < Link.max_clicks),
+        or_(Link.max_clicks.is_(None), Link.human_click_count < Link.max_clicks),
     )
     if status == "active":
         return [Link.is_active.is_(True), not_expired]

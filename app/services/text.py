@@ -34,15 +34,19 @@ def clean_line(raw: str | None, *, field: str, max_length: int, what: str) -> st
     too long or holds invisible characters: refusing says what to fix, where silently
     dropping them would store something other than what was typed.
     """
-    text = collapse_spaces(raw or "")
+    # Checked before spaces are collapsed: a line break or tab typed into a one-line field
+    # is refused like any other control character, not quietly turned into a space.
+    trimmed = (raw or "").strip()
+    if has_invisible_characters(trimmed):
+        raise InvalidInput(
+            f"The {what} contains line breaks, control or invisible characters; remove them.",
+            field=field,
+        )
+    text = collapse_spaces(trimmed)
     if not text:
         return None
     if len(text) > max_length:
         raise InvalidInput(f"Keep the {what} to {max_length} characters or fewer.", field=field)
-    if has_invisible_characters(text):
-        raise InvalidInput(
-            f"The {what} contains control or invisible characters; remove them.", field=field
-        )
     return text
 
 

@@ -4,7 +4,7 @@ Each view answers htmx with a fragment from `templates/links/partials/` and ever
 with the page that includes it (DESIGN.md section 6).
 """
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from flask import (
     Response,
@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.blueprints.links import bp
 from app.extensions import db, limiter
-from app.htmx import is_partial_request, render_page_or_partial
+from app.htmx import current_page_url, is_partial_request, render_page_or_partial
 from app.models import utcnow
 from app.services import analytics, destinations, slugs
 from app.services import links as link_service
@@ -71,8 +71,8 @@ def _filters(args: MultiDict | None = None) -> dict:
 
 def _filters_of_current_page() -> dict:
     """The filters of the dashboard an htmx request was sent from (htmx's HX-Current-URL)."""
-    query = urlsplit(request.headers.get("HX-Current-URL", "")).query
-    return _filters(MultiDict(parse_qsl(query)))
+    page = current_page_url()
+    return _filters(MultiDict(parse_qsl(page.query if page else "")))
 
 
 def _dashboard(membership, *, status=200, errors=None, values=None):
@@ -246,7 +246,8 @@ def stats(org_slug: str, slug: str):
 @bp.get("/orgs/<org_slug>/links/<slug>/clicks")
 @login_required
 def click_count(org_slug: str, slug: str):
-    """The link's current click total, which each dashboard row polls for.
+    """The link's current clicks by people, with the total in a tooltip, which each
+    dashboard row polls for.
 
     A link deleted since the page loaded answers 204, which htmx does not swap: the row
     stays quiet until the next reload instead of raising an alert every ten seconds.
@@ -256,7 +257,8 @@ def click_count(org_slug: str, slug: str):
         link = link_service.find_link(membership, slug)
     except NotFound:
         return "", 204, {"Cache-Control": "no-store"}
-    return str(link.click_count), 200, {"Cache-Control": "no-store", "Content-Type": "text/plain"}
+    body = render_template("links/partials/click_count.html", link=link)
+    return body, 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/orgs/<org_slug>/links/<slug>/qr.svg")
@@ -396,7 +398,8 @@ def delete(org_slug: str, slug: str):
         headers = {"Vary": "HX-Request"}
         # Deleted from its own page, the link leaves nothing to show there.
         on_link_page = url_for("links.show", org_slug=org_slug, slug=link.slug)
-        if urlsplit(request.headers.get("HX-Current-URL", "")).path == on_link_page:
+        page = current_page_url()
+        if page is not None and page.path == on_link_page:
             headers["HX-Redirect"] = dashboard
         return "", 200, headers
     # 303, so the browser follows with a GET rather than repeating the DELETE.

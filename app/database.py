@@ -1,0 +1,68 @@
+"""Bounded waits on PostgreSQL: a pooled connection is checked with a deadline before use.
+
+`statement_timeout` and `lock_timeout` (see `database_engine_options` in app/config.py) are
+enforced by the server, and `connect_timeout` bounds a new connection. None of them helps
+when the server is frozen (SIGSTOP, a hung host): the kernel still accepts what a pooled
+connection sends, and the driver waits for an answer forever. So, instead of SQLAlchemy's
+pre-ping, which waits as long as it takes, each checkout sends `SELECT 1` through libpq's
+non-blocking calls and gives up after a deadline; the pool then drops every connection and
+opens a new one, which `connect_timeout` bounds, and the request answers 503.
+"""
+
+import select
+import time
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InvalidatePoolError
+
+
+class PingTimedOut(InvalidatePoolError):
+    """The database did not answer a ping in time: drop every pooled connection."""
+
+
+def ping_answers_within(dbapi_connection, seconds: float) -> bool:
+    """Send `SELECT 1` on a psycopg connection and tell whether the answer came in time.
+
+    Uses psycopg's libpq interface (`psycopg.pq`) directly, so the wait is ours to bound.
+    """
+    pgconn = dbapi_connection.pgconn
+    deadline = time.monotonic() + seconds
+    if not pgconn.send_query(b"SELECT 1") and pgconn.error_message:
+        return False
+    while pgconn.flush() != 0:
+        if not _wait(pgconn.socket, deadline, writing=True):
+            return False
+    while True:
+        pgconn.consume_input()
+        if pgconn.is_busy():
+            if not _wait(pgconn.socket, deadline, writing=False):
+                return False
+            continue
+        result = pgconn.get_result()
+        if result is None:
+            return True
+        if result.error_message:
+            return False
+
+
+def _wait(fd: int, deadline: float, *, writing: bool) -> bool:
+    """Wait until the socket can be read (or written) or the deadline passes."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    readable, writable, _ = select.select(
+        [] if writing else [fd], [fd] if writing else [], [], remaining
+    )
+    return bool(writable if writing else readable)
+
+
+def bound_pings(engine: Engine, seconds: float) -> None:
+    """Check each PostgreSQL connection taken from `engine`'s pool with a ping of at most
+    `seconds`; a connection that does not answer in time invalidates the whole pool."""
+
+    @event.listens_for(engine, "checkout")
+    def ping_with_deadline(dbapi_connection, connection_record, connection_proxy):
+        """Refuse a pooled connection whose server does not answer within the deadline."""
+        if not ping_answers_within(dbapi_connection, seconds):
+            raise PingTimedOut(f"the database did not answer a ping within {seconds} s")
