@@ -1,16 +1,19 @@
-"""Helpers for the org, member and invitation tests: look-ups, whole-database snapshots and
-a record of the SQL a request sends."""
+"""Helpers for the org, member and invitation tests: look-ups, whole-database snapshots,
+requests racing each other, and a record of the SQL a request sends."""
 
 import contextlib
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from app.extensions import db
 from app.models import Invitation, Membership, Org, User
-from tests.conftest import csrf_token
+from app.services import orgs as org_service
+from tests.conftest import csrf_token, run_at_once
 
 HX = {"HX-Request": "true"}
 
@@ -58,6 +61,22 @@ def post_form(client, path: str, data: dict | None = None, headers: dict | None 
     return client.post(path, data={**(data or {}), "csrf_token": token}, headers=headers)
 
 
+def save_settings(client, name="Acme", domain="", headers=None, org_slug="acme"):
+    """Save the org's settings form with a name and an auto-join domain."""
+    return post_form(
+        client,
+        f"/orgs/{org_slug}/settings",
+        {"name": name, "allowed_email_domain": domain},
+        headers,
+    )
+
+
+def org_row(app, slug="acme") -> Org | None:
+    """The org with this slug as stored, or None."""
+    with app.app_context():
+        return db.session.execute(db.select(Org).filter_by(slug=slug)).scalar_one_or_none()
+
+
 def invite(client, email: str, role: str = "member", headers: dict | None = None):
     """Invite `email` to acme with `role`, as the members page's form does."""
     return post_form(client, "/orgs/acme/invitations", {"email": email, "role": role}, headers)
@@ -83,6 +102,60 @@ def pending_invitation(app, client, email: str = "pending@example.com") -> tuple
 def delete(client, path: str, headers: dict | None = None):
     """DELETE as htmx does: no form fields, the CSRF token in the X-CSRFToken header."""
     return client.delete(path, headers={**(headers or {}), "X-CSRFToken": csrf_token(client)})
+
+
+@dataclass(frozen=True)
+class Action:
+    """One person's request in a race: their browser, the path, the form and how it is sent."""
+
+    browser: FlaskClient
+    path: str
+    form: dict = field(default_factory=dict)
+    method: str = "POST"
+    headers: dict = field(default_factory=dict)
+
+
+def race(*actions: Action, timeout: float = 10):
+    """Send the requests at once, each in its own thread; their responses, in order.
+
+    No request goes further than reading its sender's membership (`membership_for`) until
+    all of them have read theirs, as when people click in the same instant: each acts on
+    the roles as they were before any of the others' changes. Without that, one request
+    often finishes before the other has even started, and no race is tested.
+    """
+    tokens = [csrf_token(action.browser) for action in actions]
+    everyone_has_read = threading.Barrier(len(actions), timeout=timeout)
+    membership_for = org_service.membership_for
+
+    def read_then_wait(user, org_slug):
+        """Read the membership as the app does, then wait for the other requests to."""
+        try:
+            membership = membership_for(user, org_slug)
+        except BaseException:
+            # Whoever is waiting should fail now, not at the timeout.
+            everyone_has_read.abort()
+            raise
+        everyone_has_read.wait()
+        return membership
+
+    def sender(action: Action, token: str):
+        """A call that sends the action as its page would: the CSRF token as field or header."""
+        if action.method == "DELETE":
+            headers, data = {**action.headers, "X-CSRFToken": token}, None
+        else:
+            headers, data = action.headers, {**action.form, "csrf_token": token}
+        return lambda: action.browser.open(
+            action.path, method=action.method, data=data, headers=headers
+        )
+
+    org_service.membership_for = read_then_wait
+    try:
+        return run_at_once(
+            *(sender(action, token) for action, token in zip(actions, tokens, strict=True)),
+            timeout=timeout * 3,
+        )
+    finally:
+        org_service.membership_for = membership_for
 
 
 def routes(app, prefix: str = "") -> list[tuple[str, str, str]]:

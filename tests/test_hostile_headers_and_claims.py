@@ -76,4 +76,3 @@ def test_an_unusable_subject_is_refused_and_nobody_is_created(app, sign_in, subj
     assert "unusable user id" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.execute(db.select(db.func.count(User.id))).scalar_one() == 0
-

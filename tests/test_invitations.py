@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from app.extensions import db
-from app.models import AuditEvent, Invitation, utcnow
-from tests.org_helpers import HX, invite, invite_link, post_form, role_of, snapshot
+from app.models import AuditEvent, Invitation, User, utcnow
+from tests.org_helpers import HX, invite, invite_link, post_form, role_of, snapshot, user_id
 
 
 def path_of(link: str) -> str:
@@ -324,3 +324,77 @@ def test_invitations_are_audited(app, org_team, signed_in_client):
         ("owner", "invitation.created", "new@example.com", '{"role": "admin"}'),
         ("newcomer", "invitation.accepted", "new@example.com", '{"role": "admin"}'),
     ]
+
+
+# An invitation grants at most its sender's current role
+
+
+def invitation_state(app) -> tuple:
+    """The only invitation's (email, role, accepted_at, revoked_at)."""
+    with app.app_context():
+        invitation = db.session.execute(db.select(Invitation)).scalar_one()
+        return invitation.email, invitation.role, invitation.accepted_at, invitation.revoked_at
+
+
+@pytest.mark.parametrize("change", ["demoted", "removed"])
+def test_an_owner_invitation_dies_with_its_senders_ownership(
+    app, org_team, signed_in_client, grant_role, change
+):
+    co_owner = signed_in_client("co-owner")
+    grant_role("acme", "co-owner", "owner")
+    path = path_of(invite_link(invite(co_owner, "boss@example.com", "owner")))
+    co_owner_path = f"/orgs/acme/members/{user_id(app, 'co-owner')}"
+    if change == "demoted":
+        post_form(org_team["owner"], f"{co_owner_path}/role", {"role": "admin"})
+    else:
+        post_form(org_team["owner"], f"{co_owner_path}/remove")
+    boss = signed_in_client("boss")
+    before = snapshot(app)
+
+    response = post_form(boss, path)
+
+    assert response.status_code == 409
+    assert (
+        "This invitation can no longer be accepted: it offers the owner role, and the person "
+        "who sent it is no longer an owner here. Ask an owner for a new invitation."
+    ) in response.get_data(as_text=True)
+    assert role_of(app, "acme", "boss") is None
+    assert invitation_state(app) == ("boss@example.com", "owner", None, None)
+    assert snapshot(app) == before
+
+
+def test_an_invitation_whose_sender_was_deleted_is_refused(app, org_team, signed_in_client):
+    path = path_of(invite_link(invite(org_team["admin"], "new@example.com", "member")))
+    with app.app_context():
+        # As the database deletes a user: their memberships go, invitations forget them.
+        db.session.execute(db.delete(User).filter_by(id=user_id(app, "admin")))
+        db.session.commit()
+    newcomer = signed_in_client("newcomer", email="new@example.com")
+    before = snapshot(app)
+
+    response = post_form(newcomer, path)
+
+    assert response.status_code == 409
+    assert (
+        "it offers the member role, and the person who sent it is no longer a member here. "
+        "Ask an owner or admin for a new invitation."
+    ) in response.get_data(as_text=True)
+    assert role_of(app, "acme", "newcomer") is None
+    assert invitation_state(app) == ("new@example.com", "member", None, None)
+    assert snapshot(app) == before
+
+
+def test_an_invitation_within_its_senders_new_role_is_still_accepted(
+    app, org_team, signed_in_client, grant_role
+):
+    co_owner = signed_in_client("co-owner")
+    grant_role("acme", "co-owner", "owner")
+    path = path_of(invite_link(invite(co_owner, "new@example.com", "admin")))
+    post_form(
+        org_team["owner"], f"/orgs/acme/members/{user_id(app, 'co-owner')}/role", {"role": "admin"}
+    )
+
+    response = post_form(signed_in_client("newcomer", email="new@example.com"), path)
+
+    assert response.status_code == 302
+    assert role_of(app, "acme", "newcomer") == "admin"

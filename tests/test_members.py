@@ -1,10 +1,12 @@
-"""The members page: who is in the org, changing roles, removing people, leaving, last owner."""
+"""The members page: who is in the org, changing roles, removing people, leaving, last owner.
+
+Owners racing each other are in test_owner_races.py.
+"""
 
 import pytest
 
 from app.extensions import db
 from app.models import AuditEvent
-from tests.conftest import create_org_as, csrf_token, run_at_once
 from tests.org_helpers import HX, delete, owner_count, post_form, role_of, snapshot, user_id
 
 
@@ -257,55 +259,6 @@ def test_role_changes_and_removals_are_audited(app, org_team):
         ("owner", "member.removed", "member@example.com", '{"role": "admin"}'),
         ("admin", "member.left", "admin@example.com", '{"role": "admin"}'),
     ]
-
-
-def concurrently(requests: list[tuple]) -> list[int]:
-    """POST each (browser, path, form) in its own thread, all released at once; the statuses."""
-    tokens = [csrf_token(browser) for browser, _, _ in requests]
-
-    def send(browser, path, form, token):
-        return lambda: browser.post(path, data={**form, "csrf_token": token}).status_code
-
-    statuses = run_at_once(
-        *(send(*request, token) for request, token in zip(requests, tokens, strict=True))
-    )
-    return sorted(statuses)
-
-
-@pytest.fixture
-def duo(app, postgres_only, signed_in_client, grant_role):
-    """An org whose only two owners are alice and bob, each signed in in their own browser."""
-    alice = signed_in_client("alice")
-    bob = signed_in_client("bob")
-    slug = create_org_as(alice, "Duo")
-    grant_role(slug, "bob", "owner")
-    return {"slug": slug, "alice": alice, "bob": bob}
-
-
-def test_last_two_owners_stepping_down_at_once_leave_one_owner(app, duo):
-    slug = duo["slug"]
-    statuses = concurrently(
-        [
-            (duo[sub], f"/orgs/{slug}/members/{user_id(app, sub)}/role", {"role": "admin"})
-            for sub in ("alice", "bob")
-        ],
-    )
-    # The org row lock serialises them: the second one sees a single owner left.
-    assert statuses == [302, 409]
-    assert owner_count(app, slug) == 1
-
-
-def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, duo):
-    slug = duo["slug"]
-    statuses = concurrently(
-        [
-            (duo["alice"], f"/orgs/{slug}/members/{user_id(app, 'bob')}/role", {"role": "admin"}),
-            (duo["bob"], f"/orgs/{slug}/members/{user_id(app, 'alice')}/role", {"role": "admin"}),
-        ],
-    )
-    # Whoever goes second has just stopped being an owner, so may no longer demote one.
-    assert statuses == [302, 403]
-    assert owner_count(app, slug) == 1
 
 
 def test_signed_out_htmx_request_gets_401_and_a_sign_in_redirect(client, org_team):

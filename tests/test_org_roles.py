@@ -189,7 +189,10 @@ MATRIX = [
         f"{ORG_PREFIX}/settings",
         "/orgs/acme/settings",
         roles(403, 403, CHANGED),
-        {"name": "Renamed", "allowed_email_domain": "acme.com"},
+        {
+            "name": "Renamed",
+            "allowed_email_domain": "example.com",
+        },  # the owner's verified email domain
     ),
     Case(
         "POST",

@@ -13,9 +13,9 @@ from app.extensions import db
 from app.models import Invitation, Membership, User, utcnow
 from app.services import audit
 from app.services.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
-from app.services.members import add_member, clean_role
+from app.services.members import add_member, clean_role, forget_departure
 from app.services.org_settings import is_domain_label
-from app.services.orgs import fresh_membership, has_role, lock_org, require_role
+from app.services.orgs import ROLE_RANK, fresh_membership, has_role, lock_org, require_role
 
 INVITATION_LIFETIME = timedelta(days=7)
 MAX_EMAIL_LENGTH = 320
@@ -181,8 +181,37 @@ def check_invitee(invitation: Invitation, user: User) -> None:
         )
 
 
+_A_ROLE = {"owner": "an owner", "admin": "an admin", "member": "a member"}
+
+
+def check_inviter(invitation: Invitation) -> None:
+    """Refuse an invitation that offers more than its sender's role in the org now.
+
+    An invitation grants at most what its sender could grant today: an owner who was
+    demoted, removed or deleted since must not keep handing out owner rights by a link
+    sent earlier. Call it under the org lock, so the role read is the current one.
+    """
+    inviter = (
+        fresh_membership(invitation.org_id, invitation.invited_by_id)
+        if invitation.invited_by_id is not None
+        else None
+    )
+    if inviter is not None and ROLE_RANK[inviter.role] >= ROLE_RANK[invitation.role]:
+        return
+    role = invitation.role
+    ask = "an owner" if role == "owner" else "an owner or admin"
+    raise Conflict(
+        f"This invitation can no longer be accepted: it offers the {role} role, and the "
+        f"person who sent it is no longer {_A_ROLE[role]} here. Ask {ask} for a new invitation."
+    )
+
+
 def accept(token: str, user: User) -> Membership:
-    """Accept an invitation as `user`: they join with its role and the token is used up."""
+    """Accept an invitation as `user`: they join with its role and the token is used up.
+
+    Joining by invitation clears any record that they were removed or left, so the
+    org's owners can bring back someone auto-join keeps out.
+    """
     check_invitee(find_by_token(token), user)
     # Org first, then the invitation: the same lock order as invite and revoke.
     org = lock_org(find_by_token(token).org_id)
@@ -191,7 +220,9 @@ def accept(token: str, user: User) -> Membership:
     membership = fresh_membership(org.id, user.id)
     if membership is not None:
         raise Conflict(f"You are already a member of {org.name}.")
+    check_inviter(invitation)
     membership = add_member(org, user, invitation.role)
+    forget_departure(org.id, user.id)
     invitation.accepted_at = utcnow()
     invitation.accepted_by_id = user.id
     audit.record(org, user, "invitation.accepted", invitation.email, role=invitation.role)

