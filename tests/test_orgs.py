@@ -193,3 +193,24 @@ def test_a_remembered_org_is_opened_only_for_its_members(signed_in_client):
     create_org(ada, "Mine")
     ada.set_cookie("linkdeck_last_org", "not-yours")
     assert ada.get("/").headers["Location"] == "/orgs"
+
+
+def test_an_org_is_never_stored_without_its_owner(app, sign_in):
+    from app.models import User
+    from app.services.orgs import create_org as create_org_service
+
+    sign_in("ada")
+    with app.app_context():
+        ada = db.session.execute(db.select(User).filter_by(oidc_subject="ada")).scalar_one()
+        create_org_service(ada, "Half Done")
+        # The rest of the request fails before its commit. On SQLite the slug's savepoint
+        # may already have committed the org; if so, its owner must have gone with it.
+        db.session.rollback()
+
+    with app.app_context():
+        kept = db.session.execute(db.select(Org).filter_by(name="Half Done")).scalars().all()
+        for org in kept:
+            roles = db.session.execute(
+                db.select(Membership.role).filter_by(org_id=org.id)
+            ).scalars()
+            assert list(roles) == ["owner"]

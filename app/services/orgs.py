@@ -49,13 +49,16 @@ def create_org(creator: User, raw_name: str | None) -> Org:
             continue
         org = Org(name=name, slug=slug)
         try:
-            # A savepoint, so losing a race for the slug only retries this insert.
+            # A savepoint, so losing a race for the slug only retries this insert. The owner
+            # goes in with the org: on SQLite a savepoint opened before any other write is
+            # the transaction itself, and releasing it commits, so an org written without
+            # its owner could be left ownerless if the rest of the request failed.
             with db.session.begin_nested():
                 db.session.add(org)
+                db.session.add(Membership(user=creator, org=org, role="owner"))
                 db.session.flush()
         except IntegrityError:
             continue
-        db.session.add(Membership(user=creator, org=org, role="owner"))
         return org
     raise InvalidInput("Too many organisations share that name; choose another.", field="name")
 
