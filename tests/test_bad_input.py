@@ -33,7 +33,7 @@ BAD_PATH_VALUES = {
 # The form fields each org route reads, with values that would otherwise be accepted.
 FORM_FIELDS = {
     ("POST", "/orgs"): {"name": "Rockets"},
-    ("POST", "/orgs/<org_slug>/settings"): {"name": "Acme", "allowed_email_domain": "acme.com"},
+    ("POST", "/orgs/<org_slug>/settings"): {"name": "Acme", "allowed_email_domain": "example.com"},
     ("POST", "/orgs/<org_slug>/delete"): {"confirm_name": "Acme"},
     ("POST", "/orgs/<org_slug>/invitations"): {"email": "new@example.com", "role": "member"},
     ("POST", "/orgs/<org_slug>/members/<user_id>/role"): {"role": "admin"},
