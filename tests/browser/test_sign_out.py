@@ -4,17 +4,9 @@ a copy of the old cookie no longer signs anyone in."""
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.test_links import sign_in
+
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page: Page, live_server: str, idp, sub: str, name: str) -> None:
-    """Sign in on the provider's own page as `sub`."""
-    idp.set_user(sub, email=f"{sub}@example.com", email_verified=True, name=name)
-    page.goto(live_server)
-    page.get_by_role("button", name="Sign in").first.click()
-    page.locator('input[type="text"][name="sub"]').fill(sub)
-    page.get_by_role("button", name="Authorize", exact=True).click()
-    expect(page.get_by_test_id("signed-in-as")).to_have_text(name)
 
 
 @pytest.mark.parametrize(
