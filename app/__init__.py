@@ -20,6 +20,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
 )
 from flask_login import login_url
 from flask_wtf.csrf import CSRFError
@@ -40,9 +41,10 @@ from app.config import (
     trusted_hosts,
 )
 from app.database import bound_pings
-from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.extensions import csrf, db, limiter, login_manager, migrate, unknown_slug_limiter
 from app.htmx import is_partial_request
 from app.services.errors import DomainError
+from app.services.sessions import SESSION_COOKIE_FIELD, find_signed_in_user
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -144,6 +146,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    unknown_slug_limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
@@ -158,7 +161,7 @@ def register_extensions(app: Flask) -> None:
         client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256"},
     )
 
-    from app.models import User
+    from app.models import User, utcnow
 
     @login_manager.unauthorized_handler
     def unauthorized():
@@ -180,11 +183,6 @@ def register_extensions(app: Flask) -> None:
         A cookie whose session signed out, was ended by "Sign out everywhere" or expired, or
         whose user was deleted, reads as signed out, even when it is a copy of a good one.
         """
-        from flask import session
-
-        from app.models import utcnow
-        from app.services.sessions import SESSION_COOKIE_FIELD, find_signed_in_user
-
         user = find_signed_in_user(int(user_id), session.get(SESSION_COOKIE_FIELD), now=utcnow())
         if user is None:
             # Drop the dead identity, so the next response stops sending it back.

@@ -2,7 +2,7 @@
 
 from urllib.parse import SplitResult, urlsplit
 
-from flask import render_template, request
+from flask import redirect, render_template, request
 
 
 def is_partial_request() -> bool:
@@ -23,6 +23,16 @@ def render_page_or_partial(page: str, partial: str, status: int = 200, **context
     """Render the fragment for htmx requests and the page that includes it otherwise."""
     template = partial if is_partial_request() else page
     response = render_template(template, **context), status, {"Vary": "HX-Request"}
+    return response
+
+
+def redirect_after_change(url: str):
+    """Send the whole window to `url` after a change: HX-Redirect for htmx (its fetch would
+    follow a plain redirect itself and swap the page into an element), a 302 otherwise."""
+    if is_partial_request():
+        return "", 204, {"HX-Redirect": url, "Vary": "HX-Request"}
+    response = redirect(url)
+    response.vary.add("HX-Request")
     return response
 
 

@@ -15,7 +15,7 @@ from app.services import audit
 from app.services.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from app.services.members import add_member, clean_role, forget_departure
 from app.services.org_settings import is_domain_label
-from app.services.orgs import ROLE_RANK, fresh_membership, has_role, lock_org, require_role
+from app.services.orgs import fresh_membership, has_role, lock_org, require_role
 
 INVITATION_LIFETIME = timedelta(days=7)
 MAX_EMAIL_LENGTH = 320
@@ -196,7 +196,7 @@ def check_inviter(invitation: Invitation) -> None:
         if invitation.invited_by_id is not None
         else None
     )
-    if inviter is not None and ROLE_RANK[inviter.role] >= ROLE_RANK[invitation.role]:
+    if inviter is not None and has_role(inviter, invitation.role):
         return
     role = invitation.role
     ask = "an owner" if role == "owner" else "an owner or admin"

@@ -12,6 +12,7 @@ from joserfc.errors import JoseError
 
 from app.blueprints.auth import bp
 from app.extensions import db
+from app.htmx import redirect_after_change
 from app.models import utcnow
 from app.services.members import join_orgs_by_email_domain
 from app.services.sessions import (
@@ -147,7 +148,7 @@ def _signed_out(id_token: str | None, message: str):
     session.clear()
     flash(message, "info")
     destination = _provider_sign_out_url(id_token) if id_token else None
-    return _navigate_to(destination or url_for("orgs.home"))
+    return redirect_after_change(destination or url_for("orgs.home"))
 
 
 def _provider_sign_out_url(id_token: str) -> str | None:
@@ -177,16 +178,3 @@ def _provider_sign_out_url(id_token: str) -> str | None:
             "post_logout_redirect_uri": url_for("orgs.home", _external=True),
         },
     )
-
-
-def _navigate_to(url: str):
-    """Send the whole browser window to `url`, whether the request came from a form or htmx.
-
-    htmx's fetch would follow a redirect itself, and one to the provider's origin fails;
-    HX-Redirect makes htmx load the URL as a page instead.
-    """
-    if request.headers.get("HX-Request") == "true":
-        return "", 204, {"HX-Redirect": url, "Vary": "HX-Request"}
-    response = redirect(url)
-    response.vary.add("HX-Request")
-    return response

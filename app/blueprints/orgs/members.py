@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.orgs import bp
 from app.extensions import db
-from app.htmx import is_partial_request, render_page_or_partial
+from app.htmx import is_partial_request, redirect_after_change, render_page_or_partial
 from app.models import MAX_INTEGER
 from app.services import invitations as invitation_service
 from app.services import members as member_service
@@ -100,7 +100,7 @@ def change_role(org_slug: str, user_id: int):
         # My own role changed, so what I may do on every row changed: reload the page. So
         # too if someone removed me the moment after this change was saved.
         if user_id == viewer_id or viewer is None:
-            return "", 204, {"HX-Redirect": members_url}
+            return redirect_after_change(members_url)
         return _render_row(viewer, target, row_notice=changed)
     flash(changed, "info")
     return redirect(members_url)
@@ -123,10 +123,7 @@ def remove_member(org_slug: str, user_id: int):
     name = removed.user.display_name
     db.session.commit()
     if user_id == current_user.id:
-        destination = url_for("orgs.index")
-        if is_partial_request():
-            return "", 204, {"HX-Redirect": destination}
-        return redirect(destination)
+        return redirect_after_change(url_for("orgs.index"))
     if is_partial_request():
         return "", 200, {"Vary": "HX-Request"}
     flash(f"{name} was removed.", "info")
@@ -153,7 +150,4 @@ def leave(org_slug: str):
         )
     db.session.commit()
     flash(f"You left {name}.", "info")
-    destination = url_for("orgs.index")
-    if is_partial_request():
-        return "", 204, {"HX-Redirect": destination}
-    return redirect(destination)
+    return redirect_after_change(url_for("orgs.index"))

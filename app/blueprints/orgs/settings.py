@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.orgs import bp
 from app.extensions import db
-from app.htmx import is_partial_request, render_page_or_partial
+from app.htmx import is_partial_request, redirect_after_change, render_page_or_partial
 from app.services import audit
 from app.services import org_settings as settings_service
 from app.services import orgs as org_service
@@ -82,10 +82,7 @@ def delete(org_slug: str):
         )
     db.session.commit()
     flash(f"{name} was deleted.", "info")
-    destination = url_for("orgs.index")
-    if is_partial_request():
-        return "", 204, {"HX-Redirect": destination}
-    return redirect(destination)
+    return redirect_after_change(url_for("orgs.index"))
 
 
 @bp.get("/orgs/<org_slug>/audit")

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.orgs import bp
 from app.extensions import db
-from app.htmx import is_partial_request, render_page_or_partial
+from app.htmx import is_partial_request, redirect_after_change, render_page_or_partial
 from app.services import orgs as org_service
 from app.services.errors import InvalidInput
 
@@ -53,10 +53,7 @@ def create():
             values=request.form,
         )
     db.session.commit()
-    destination = url_for("links.index", org_slug=org.slug)
-    if is_partial_request():
-        return "", 204, {"HX-Redirect": destination}
-    return redirect(destination)
+    return redirect_after_change(url_for("links.index", org_slug=org.slug))
 
 
 @bp.after_app_request

@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 from werkzeug.routing import BaseConverter, ValidationError
 
-from app.extensions import limiter, unknown_slug_limiter
+from app.extensions import limiter
 from app.services.slugs import reserved_slugs
 
 bp = Blueprint("redirects", __name__)
@@ -32,12 +32,6 @@ class ShortSlugConverter(BaseConverter):
 def _register_converter(state) -> None:
     """Make `short_slug` known to the app's URL map before the routes use it."""
     state.app.url_map.converters["short_slug"] = ShortSlugConverter
-
-
-@bp.record_once
-def _bind_unknown_slug_limiter(state) -> None:
-    """Give the app its own counters of unknown short links (see app.ratelimits)."""
-    unknown_slug_limiter.init_app(state.app)
 
 
 @limiter.request_filter
