@@ -2,7 +2,9 @@
 
 Not a test: it prints figures. It seeds a database with links, starts gunicorn on
 127.0.0.1, sends a bounded number of GET /<slug> requests from several threads, and
-reports requests per second, latency percentiles, and whether every 302 was counted.
+reports requests per second, latency percentiles, and whether every 302 was counted. The
+same load against a minimal Flask app (bench/minimal_app.py) in the same run gives the
+yardstick: `ratio` is Linkdeck's rate over that app's.
 
     make bench                                   # SQLite file in a temp directory
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench
@@ -121,6 +123,62 @@ def load(
     return [lat for lats, _ in results for lat in lats], [s for _, sts in results for s in sts]
 
 
+def measure(
+    app_path: str, env: dict, slugs: list[str], args
+) -> tuple[list[float], list[int], float]:
+    """Serve `app_path` with gunicorn as the Procfile does, warm it up, then load it; return
+    latencies, statuses and the seconds the measured run took."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app_path,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "sync",
+            "--no-control-socket",
+            "--graceful-timeout",
+            "20",
+        ],
+        cwd=ROOT,
+        env={**env, "BENCH_LINKS": str(args.links)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"gunicorn did not start {app_path}") from None
+                time.sleep(0.1)
+        load(port, slugs, min(200, args.requests), args.concurrency)  # warm-up
+        started = time.perf_counter()
+        latencies, statuses = load(port, slugs, args.requests, args.concurrency)
+        return latencies, statuses, time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def report(name: str, run: tuple[list[float], list[int], float]) -> float:
+    """Print one app's throughput and latency percentiles; return its requests per second."""
+    latencies, statuses, elapsed = run
+    rate = len(statuses) / elapsed
+    quantiles = statistics.quantiles(latencies, n=100)
+    p50, p90, p99 = (quantiles[n] * 1000 for n in (49, 89, 98))
+    print(f"{name}: throughput={rate:.0f} req/s p50={p50:.1f} p90={p90:.1f} p99={p99:.1f} ms")
+    return rate
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -142,64 +200,26 @@ def main() -> int:
             "OIDC_ISSUER": "https://idp.bench.invalid",
             "OIDC_CLIENT_ID": "linkdeck-bench",
         }
-        port = free_port()
-        server = None
-        try:
-            slugs = seed(env, database_url, args.links)
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "wsgi:app",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    str(args.workers),
-                    "--worker-class",
-                    "sync",
-                    "--no-control-socket",
-                    "--graceful-timeout",
-                    "20",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("gunicorn did not start") from None
-                    time.sleep(0.1)
-            load(port, slugs, min(200, args.requests), args.concurrency)  # warm-up
-            started = time.perf_counter()
-            latencies, statuses = load(port, slugs, args.requests, args.concurrency)
-            elapsed = time.perf_counter() - started
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(30)
+        slugs = seed(env, database_url, args.links)
+        # The minimal Flask app first, then Linkdeck, each warmed up, on the same machine.
+        baseline = measure("bench.minimal_app:app", env, slugs, args)
+        linkdeck = measure("wsgi:app", env, slugs, args)
         engine = create_engine(database_url)
         with engine.connect() as conn:
             clicks = conn.execute(text("SELECT count(*) FROM clicks")).scalar_one()
         engine.dispose()
         drop()
 
+    statuses = linkdeck[1]
     redirects = statuses.count(302)
-    quantiles = statistics.quantiles(latencies, n=100)
     kind = make_url(database_url).get_backend_name()
     print(
         f"database={kind} workers={args.workers} concurrency={args.concurrency} links={args.links}"
     )
     print(f"requests={len(statuses)} redirects_302={redirects} other={len(statuses) - redirects}")
-    print(f"throughput={len(statuses) / elapsed:.0f} req/s over {elapsed:.1f} s")
-    p50, p90, p99 = (quantiles[n] * 1000 for n in (49, 89, 98))
-    print(f"latency_ms p50={p50:.1f} p90={p90:.1f} p99={p99:.1f}")
+    rate = report("linkdeck", linkdeck)
+    minimal_rate = report("minimal_flask", baseline)
+    print(f"ratio={rate / minimal_rate:.2f} (Linkdeck's rate over the minimal Flask app's)")
     warmup = min(200, args.requests)
     print(f"clicks_recorded={clicks} expected={redirects + warmup} (warm-up included)")
     return 0 if redirects == len(statuses) and clicks == redirects + warmup else 1
