@@ -66,3 +66,18 @@ def bound_pings(engine: Engine, seconds: float) -> None:
         """Refuse a pooled connection whose server does not answer within the deadline."""
         if not ping_answers_within(dbapi_connection, seconds):
             raise PingTimedOut(f"the database did not answer a ping within {seconds} s")
+
+
+def exists_on(dialect_name: str):
+    """An Alembic `include_object` that leaves out schema items built only on other databases.
+
+    Alembic's comparison ignores `ddl_if`, so without this a PostgreSQL-only index reads as
+    missing on SQLite.
+    """
+
+    def include(item, name, type_, reflected, compare_to) -> bool:
+        """Tell whether `item` is created on this kind of database."""
+        condition = getattr(item, "_ddl_if", None)
+        return condition is None or condition.dialect in (None, dialect_name)
+
+    return include

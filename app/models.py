@@ -167,10 +167,26 @@ class DepartedMember(db.Model):
 
 class Link(db.Model):
     __tablename__ = "links"
-    __table_args__ = (Index("ix_links_org_id_created_at", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_links_org_id_created_at", "org_id", "created_at"),
+        # Dashboard search is a substring match (ILIKE '%q%'); trigram indexes answer it
+        # without reading every link. PostgreSQL only: SQLite scans, which is fine locally.
+        *(
+            Index(
+                f"ix_links_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            ).ddl_if(dialect="postgresql")
+            for column in ("slug", "destination", "title")
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    # Set from LinkVersionCounter by every change that can alter where the link leads, in
+    # the changing transaction, so each worker's link cache can ask what changed since.
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
     # Unique across the whole site and stored lower-case; a deleted link keeps its row
     # (deleted_at set) so its slug is never handed out again.
     slug: Mapped[str] = mapped_column(String(64), unique=True)
@@ -293,3 +309,33 @@ class RetiredSlug(db.Model):
 
     slug: Mapped[str] = mapped_column(String(64), primary_key=True)
     retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The link version of the deletion, so link caches learn that the slug is gone.
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
+
+
+class LinkVersionCounter(db.Model):
+    """The one row handing out link versions, in commit order.
+
+    Taking the next value locks the row until the transaction ends, so a later version
+    never becomes visible before an earlier one: a cache that has seen version N has seen
+    every change up to N.
+    """
+
+    __tablename__ = "link_version_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ClickSpoolPosition(db.Model):
+    """How far the click shipper has stored one worker's spool file, in bytes.
+
+    Written in the same transaction as the clicks it covers, so a batch lands exactly once
+    whatever dies when.
+    """
+
+    __tablename__ = "click_spool_positions"
+
+    spool: Mapped[str] = mapped_column(String(200), primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from app.database import exists_on
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -104,6 +106,7 @@ def run_migrations_online():
             # that DROP cascades and deletes every row that refers to the table.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+        conf_args.setdefault("include_object", exists_on(connection.dialect.name))
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

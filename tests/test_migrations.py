@@ -8,6 +8,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 from app import create_app
+from app.database import exists_on
 from app.extensions import db
 from tests.conftest import TEST_SECRET_KEY, fresh_database_url
 
@@ -64,7 +65,10 @@ def test_migrations_have_a_single_head(empty_db_app):
 def test_models_and_migrations_do_not_drift(empty_db_app):
     upgrade()
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "include_object": exists_on(connection.dialect.name)},
+        )
         differences = compare_metadata(context, db.metadata)
     assert differences == []
 
