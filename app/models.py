@@ -339,3 +339,58 @@ class ClickSpoolPosition(db.Model):
     spool: Mapped[str] = mapped_column(String(200), primary_key=True)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ClickRollup(db.Model):
+    """A link's clicks added up per UTC hour, per UTC day and over all time, so statistics
+    never read the raw clicks.
+
+    `period` is "hour", "day" or "all"; `bucket_start` is the start of the UTC hour or day,
+    and 1970-01-01 for "all". `dimension` says what `value` is:
+
+    - "total" (value ""): every click, bots and the team's own included, split by `is_bot`
+      and `is_internal`.
+    - "referrer", "browser", "os", "device", "country": clicks by people (never bots, so
+      `is_bot` is false) per value of that field, "" when it was unknown.
+    - "visitors" (day and all): unique visitors per UTC day (summed over days for "all"),
+      with `value` the scope: "all" people, or "external" ones outside the link's org.
+    - "first_visit" and "last_visit" (hour): how many of that day's visitors came first,
+      or last, in the hour; they make the 24-hour range's unique visitors exact.
+
+    The key leads with (link_id, period, dimension, bucket_start), so each figure of a
+    range is read by one index range scan.
+    """
+
+    __tablename__ = "click_rollups"
+
+    # Declared in key order: the primary key is these seven columns, in this order.
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(4), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    is_bot: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    is_internal: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+
+
+class DailyVisitor(db.Model):
+    """One visitor hash seen on a link on one UTC day, with the hours of its first and last
+    click that day: what keeps unique-visitor counts exact however clicks are batched.
+
+    `scope` "all" holds every person's visit; "external" only those of people outside the
+    link's org. Bots are never visitors.
+    """
+
+    __tablename__ = "daily_visitors"
+
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    visitor_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_hour: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.extensions import db
+from app.models import Link
 from app.services.analytics import RANGES, link_stats, parse_range
-from app.services.clicks import Visit, record_visit
-from tests.click_factories import CHROME_ON_WINDOWS, add_click, make_link
+from tests.click_factories import add_click, make_link, visit
 
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 
@@ -181,14 +181,17 @@ def test_top_lists_rank_by_count_with_unknown_last(app):
 
 def test_a_link_keeps_its_clicks_when_its_destination_changes(app):
     with app.app_context():
-        link = make_link(destination="https://old.example/")
-        visit = Visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr="203.0.113.9")
-        record_visit(link.id, link.org_id, visit, limited=False, now=NOW - timedelta(hours=1))
+        make_link(destination="https://old.example/")
+    visit(app, "abc")
+    with app.app_context():
+        link = db.session.execute(db.select(Link).filter_by(slug="abc")).scalar_one()
         link.destination = "https://new.example/"
         db.session.commit()
-        record_visit(link.id, link.org_id, visit, limited=False, now=NOW)
+    visit(app, "abc")
 
-        result = stats(link)
+    with app.app_context():
+        link = db.session.execute(db.select(Link).filter_by(slug="abc")).scalar_one()
+        result = stats(link, now=datetime.now(UTC))
         assert result.total_clicks == 2
         assert link.click_count == 2
 

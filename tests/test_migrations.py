@@ -1,16 +1,20 @@
-"""Migrations: empty -> head -> base -> head on the run's database kind, no drift, and no
-row lost by any step up or down."""
+"""Migrations: empty -> head -> base -> head on the run's database kind, no drift, no
+row lost by any step up or down, and figures filled from the rows already there."""
+
+import random
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 
 from app import create_app
 from app.database import exists_on
 from app.extensions import db
+from app.models import Click
 from tests.conftest import TEST_SECRET_KEY, fresh_database_url
+from tests.test_rollups import assert_stats_match_raw_clicks, random_clicks
 
 APP_TABLES = {
     "users",
@@ -24,6 +28,8 @@ APP_TABLES = {
     "retired_slugs",
     "user_sessions",
     "departed_members",
+    "click_rollups",
+    "daily_visitors",
 }
 
 
@@ -142,3 +148,30 @@ def test_human_clicks_are_counted_from_the_clicks_a_database_already_holds(empty
     with db.engine.connect() as connection:
         human = connection.execute(text("SELECT human_click_count FROM links")).scalar_one()
     assert human == 2  # clicks 1 and 4; 2 was a bot, 3 the team's own
+
+
+def test_the_rollups_are_filled_from_the_clicks_a_database_already_holds(empty_db_app):
+    upgrade(revision="5f0c1a2b3c4d")
+    with db.engine.begin() as connection:
+        for statement in SEED_SQL:
+            connection.execute(
+                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
+            )
+        connection.execute(
+            text(
+                "INSERT INTO links (id, org_id, slug, destination, created_at, updated_at,"
+                " is_active, click_count) VALUES (2, 1, 'second', 'https://example.com/2',"
+                " :now, :now, :yes, 0), (3, 1, 'third', 'https://example.com/3', :now, :now,"
+                " :yes, 0)"
+            ),
+            {"now": "2026-11-01 12:00:00.000000", "yes": True},
+        )
+        # Ids given, as the seeded click took id 1 without moving PostgreSQL's sequence.
+        clicks = random_clicks(random.Random(3), [1, 2, 3], 400)
+        connection.execute(
+            insert(Click.__table__), [{**click, "id": n} for n, click in enumerate(clicks, 2)]
+        )
+
+    upgrade()
+
+    assert_stats_match_raw_clicks([1, 2, 3])

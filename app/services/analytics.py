@@ -1,4 +1,5 @@
-"""Per-link click statistics over a time range, computed in SQL on SQLite and PostgreSQL.
+"""Per-link click statistics over a time range, read from the click rollups (see
+app/services/rollups.py), never from the raw clicks, on SQLite and PostgreSQL.
 
 What counts where:
 
@@ -7,17 +8,24 @@ What counts where:
 - Everything else (`human_clicks`, `unique_visitors`, the time series and the top lists)
   counts people: bots are left out, and clicks by the link's own org only when
   `include_internal` is set.
-- A visitor hash changes every UTC day, so someone who comes back on three days is
-  three unique visitors: that is the price of never storing IP addresses.
+
+What "unique visitors" means: a visitor hash changes every UTC day, so visitors are
+counted per UTC day, and a range's figure is the sum of its days' figures. Someone who
+comes back on three days is three unique visitors over 30 days: that is the price of
+never storing IP addresses, and it is also exactly what counting distinct hashes in the
+raw clicks gives. The 24-hour range spans two UTC days; it counts yesterday's visitors
+whose last click that day fell inside the window and today's whose first click did, so
+it is exact too.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import String, and_, case, func, not_, true
+from sqlalchemy import func, not_, select, union_all
 
 from app.extensions import db
-from app.models import Click
+from app.models import ClickRollup
+from app.services.rollups import DIMENSION_COLUMNS
 
 RANGES = ("24h", "7d", "30d", "90d", "all")
 DEFAULT_RANGE = "7d"
@@ -68,51 +76,64 @@ def parse_range(value: str | None) -> str:
     return value if value in RANGES else DEFAULT_RANGE
 
 
+@dataclass(frozen=True)
+class _Slice:
+    """The rollup rows of one period whose buckets start in [since, until), added up
+    (sign 1) or taken away (sign -1)."""
+
+    period: str
+    since: datetime | None = None
+    until: datetime | None = None
+    sign: int = 1
+
+
 def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: datetime) -> LinkStats:
     """Compute a link's totals, time series and top lists for one of RANGES."""
     if range_key not in RANGES:
         raise ValueError(f"unknown range {range_key!r}")
     hourly = range_key == "24h"
-    in_link = Click.link_id == link_id
-    counted = and_(not_(Click.is_bot), true() if include_internal else not_(Click.is_internal))
-
     chart_start = _first_bucket_start(range_key, now, link_id)
     step = timedelta(hours=1) if hourly else timedelta(days=1)
     starts = _bucket_starts(chart_start, now, step)
     end = starts[-1] + step
-    # "all" counts every click in its totals and lists, even those before the chart starts.
-    since = None if range_key == "all" else chart_start
-    in_range = and_(
-        in_link,
-        true() if since is None else Click.clicked_at >= since,
-        Click.clicked_at < end,
-    )
-    totals = db.session.execute(
-        db.select(
-            func.count(Click.id).label("total"),
-            func.count(case((Click.is_bot, 1))).label("bots"),
-            func.count(case((Click.is_internal, 1))).label("internal"),
-            func.count(case((counted, 1))).label("human"),
-            func.count(func.distinct(case((counted, Click.visitor_hash)))).label("unique"),
-        ).where(in_range)
-    ).one()
+    chart = [_Slice("hour" if hourly else "day", chart_start, end)]
+    # "all" counts every click in its totals and lists, even those before the chart starts:
+    # the all-time rows, less any of days after the range (a clock running ahead).
+    in_range = [_Slice("all"), _Slice("day", since=end, sign=-1)] if range_key == "all" else chart
 
-    human_in_range = and_(in_range, counted)
+    totals = _totals(link_id, in_range)
+    human = sum(
+        clicks
+        for (is_bot, is_internal), clicks in totals.items()
+        if not is_bot and (include_internal or not is_internal)
+    )
+    scope = "all" if include_internal else "external"
+    if hourly:
+        # Yesterday's visitors last seen inside the window and today's first seen in it.
+        today = _start_of_day(starts[-1].date())
+        yesterday = _sum(link_id, "last_visit", [_Slice("hour", chart_start, today)], scope)
+        visitors = yesterday + _sum(link_id, "first_visit", [_Slice("hour", today, end)], scope)
+    else:
+        visitors = _sum(link_id, "visitors", in_range, scope)
+    tops = {
+        dimension: _top(link_id, dimension, in_range, include_internal=include_internal)
+        for dimension in DIMENSION_COLUMNS
+    }
     return LinkStats(
         range_key=range_key,
         include_internal=include_internal,
         hourly=hourly,
-        total_clicks=totals.total,
-        bot_clicks=totals.bots,
-        internal_clicks=totals.internal,
-        human_clicks=totals.human,
-        unique_visitors=totals.unique,
-        series=_series(human_in_range, starts, hourly=hourly),
-        top_referrers=_top(Click.referrer_host, human_in_range),
-        top_browsers=_top(Click.browser, human_in_range),
-        top_oses=_top(Click.os, human_in_range),
-        top_devices=_top(Click.device_type, human_in_range),
-        top_countries=_top(Click.country, human_in_range),
+        total_clicks=sum(totals.values()),
+        bot_clicks=sum(clicks for (is_bot, _), clicks in totals.items() if is_bot),
+        internal_clicks=sum(clicks for (_, is_internal), clicks in totals.items() if is_internal),
+        human_clicks=human,
+        unique_visitors=visitors,
+        series=_series(link_id, chart, starts, include_internal=include_internal),
+        top_referrers=tops["referrer"],
+        top_browsers=tops["browser"],
+        top_oses=tops["os"],
+        top_devices=tops["device"],
+        top_countries=tops["country"],
     )
 
 
@@ -129,25 +150,18 @@ def _first_bucket_start(range_key: str, now: datetime, link_id: int) -> datetime
     today = now.date()
     if range_key in _DAYS_IN_RANGE:
         return _start_of_day(today - timedelta(days=_DAYS_IN_RANGE[range_key] - 1))
-    first_click = db.session.execute(
-        db.select(func.min(Click.clicked_at)).where(Click.link_id == link_id)
+    first_day = db.session.execute(
+        select(func.min(ClickRollup.bucket_start)).where(
+            ClickRollup.link_id == link_id,
+            ClickRollup.period == "day",
+            ClickRollup.dimension == "total",
+        )
     ).scalar_one()
     earliest_shown = today - timedelta(days=MAX_DAILY_BUCKETS - 1)
-    if first_click is None:
+    if first_day is None:
         return _start_of_day(today)
     # Older clicks still count in the totals and lists; only the chart stops at a year.
-    return _start_of_day(max(first_click.date(), earliest_shown))
-
-
-def _bucket_key(hourly: bool):
-    """A SQL expression naming a click's UTC hour or day as text, on either database."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        # timestamptz is truncated in the session's time zone unless told UTC.
-        utc_wall_clock = func.timezone("UTC", Click.clicked_at)
-        pattern = "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD"
-        return func.to_char(utc_wall_clock, pattern, type_=String)
-    # SQLite keeps the UTC value as text "YYYY-MM-DD HH:MM:SS.ffffff".
-    return func.substr(Click.clicked_at, 1, 13 if hourly else 10, type_=String)
+    return _start_of_day(max(first_day.date(), earliest_shown))
 
 
 def _bucket_starts(first: datetime, now: datetime, step: timedelta) -> list[datetime]:
@@ -158,29 +172,80 @@ def _bucket_starts(first: datetime, now: datetime, step: timedelta) -> list[date
     return starts
 
 
-def _series(condition, starts: list[datetime], *, hourly: bool) -> list[Bucket]:
-    """Clicks meeting `condition` counted per bucket, zero for buckets without any."""
-    key = _bucket_key(hourly)
+def _rows(link_id: int, dimension: str, slices: list[_Slice], *columns, where=()):
+    """The link's rollup rows of `dimension` in the slices, as a subquery of `columns` and
+    their `clicks` (negated in slices taken away).
+
+    Each slice is one range of the primary key (link, period, dimension, bucket start).
+    """
+    selects = [
+        select(
+            *columns,
+            (ClickRollup.clicks if piece.sign > 0 else -ClickRollup.clicks).label("clicks"),
+        ).where(
+            ClickRollup.link_id == link_id,
+            ClickRollup.period == piece.period,
+            ClickRollup.dimension == dimension,
+            *([] if piece.since is None else [ClickRollup.bucket_start >= piece.since]),
+            *([] if piece.until is None else [ClickRollup.bucket_start < piece.until]),
+            *where,
+        )
+        for piece in slices
+    ]
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
+
+
+def _totals(link_id: int, slices: list[_Slice]) -> dict[tuple[bool, bool], int]:
+    """Every click in the slices, by (is_bot, is_internal)."""
+    rows = _rows(link_id, "total", slices, ClickRollup.is_bot, ClickRollup.is_internal)
+    grouped = db.session.execute(
+        select(rows.c.is_bot, rows.c.is_internal, func.sum(rows.c.clicks)).group_by(
+            rows.c.is_bot, rows.c.is_internal
+        )
+    )
+    return {(bool(is_bot), bool(is_internal)): int(n) for is_bot, is_internal, n in grouped}
+
+
+def _sum(link_id: int, dimension: str, slices: list[_Slice], value: str) -> int:
+    """The clicks (or visitors) of one dimension's value in the slices."""
+    rows = _rows(link_id, dimension, slices, where=[ClickRollup.value == value])
+    return int(db.session.execute(select(func.sum(rows.c.clicks))).scalar_one() or 0)
+
+
+def _series(
+    link_id: int, chart: list[_Slice], starts: list[datetime], *, include_internal: bool
+) -> list[Bucket]:
+    """People's clicks per bucket of the chart, zero for buckets without any."""
+    people = [not_(ClickRollup.is_bot)]
+    if not include_internal:
+        people.append(not_(ClickRollup.is_internal))
+    rows = _rows(link_id, "total", chart, ClickRollup.bucket_start, where=people)
     counts = dict(
         db.session.execute(
-            db.select(key, func.count(Click.id)).where(condition).group_by(key)
+            select(rows.c.bucket_start, func.sum(rows.c.clicks)).group_by(rows.c.bucket_start)
         ).all()
     )
-    text_format = "%Y-%m-%d %H" if hourly else "%Y-%m-%d"
-    return [
-        Bucket(start=start, count=counts.get(start.strftime(text_format), 0)) for start in starts
-    ]
+    return [Bucket(start=start, count=int(counts.get(start, 0))) for start in starts]
 
 
-def _top(column, condition) -> list[TopEntry]:
-    """The TOP_LIMIT most frequent values of `column` among clicks meeting `condition`."""
-    count = func.count(Click.id)
-    rows = db.session.execute(
-        db.select(column, count)
-        .where(condition)
-        .group_by(column)
-        # Ties broken by label, unknown last, so the list is the same on both databases.
-        .order_by(count.desc(), column.is_(None), column)
+def _top(
+    link_id: int, dimension: str, slices: list[_Slice], *, include_internal: bool
+) -> list[TopEntry]:
+    """The TOP_LIMIT most frequent values of a dimension among people's clicks."""
+    where = [] if include_internal else [not_(ClickRollup.is_internal)]
+    rows = _rows(link_id, dimension, slices, ClickRollup.value, where=where)
+    count = func.sum(rows.c.clicks)
+    label = rows.c.value
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Byte order, as SQLite compares, whatever the database's collation.
+        label = label.collate("C")
+    found = db.session.execute(
+        select(rows.c.value, count)
+        .group_by(rows.c.value)
+        # "All time" less later days can leave a value with nothing in the range.
+        .having(count > 0)
+        # Ties broken by label, unknown ("") last, so the list is the same on both databases.
+        .order_by(count.desc(), rows.c.value == "", label)
         .limit(TOP_LIMIT)
-    ).all()
-    return [TopEntry(label=label, count=n) for label, n in rows]
+    )
+    return [TopEntry(label=value or None, count=int(n)) for value, n in found]

@@ -1,0 +1,282 @@
+"""Click rollups: per-link counts per UTC hour, per UTC day and over all time, which the
+statistics read instead of the raw clicks (see ClickRollup and DailyVisitor in app/models.py).
+
+The click shipper calls `add_clicks` with each batch, in the batch's transaction, so the
+rollups always hold exactly the stored clicks. What a batch adds:
+
+- "total" rows count every click, bots and the team's own included, by `is_bot` and
+  `is_internal`.
+- One row per dimension ("referrer", "browser", "os", "device", "country") and value
+  counts people's clicks: bot clicks are left out, because the top lists show people only.
+  An unknown value is stored as "".
+- Unique visitors: a visitor is a visitor hash on one UTC day (the hash's salt changes
+  every day, so the same person on another day is another visitor). Each (link, day,
+  scope, hash) is one DailyVisitor row holding the hours of its first and last click;
+  scope "all" counts every person, "external" only those outside the link's org. A
+  hash's first insert adds 1 to the day's and the all-time "visitors" count and to the
+  "first_visit" and "last_visit" counts of its hours; a later click that moves its first
+  or last hour moves it from one hourly count to the other. A count changes only in the
+  transaction that inserts or moves the visitor row behind it, so the counts stay exact
+  however clicks are batched and in whatever order batches arrive.
+
+Two shippers (one per dyno) may add clicks at the same time on PostgreSQL. A visitor row
+is created by INSERT ... ON CONFLICT DO NOTHING, so exactly one of them counts it as new;
+the other locks the row (SELECT ... FOR UPDATE) before reading its hours. Every statement
+touches its rows in key order, so the two never wait on each other in a circle.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import ARRAY, Subquery, Table, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models import ClickRollup, DailyVisitor
+
+# The bucket_start of the "all" period's rows.
+ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+# Each dimension of the rollups and the click column it counts.
+DIMENSION_COLUMNS = {
+    "referrer": "referrer_host",
+    "browser": "browser",
+    "os": "os",
+    "device": "device_type",
+    "country": "country",
+}
+_ROLLUP_KEY = tuple(column.name for column in ClickRollup.__table__.primary_key)
+# Visitor rows looked up per statement on SQLite, well within its limit on parameters.
+_VISITOR_KEYS_PER_QUERY = 500
+
+# A visitor row's primary key: link id, UTC day, scope and visitor hash.
+VisitorKey = tuple[int, date, str, str]
+
+
+def add_clicks(clicks: Sequence[Mapping]) -> None:
+    """Add a batch of stored clicks to the rollups, in the caller's transaction.
+
+    Each click is a mapping of Click column names: link_id, clicked_at (an aware
+    datetime), referrer_host, browser, os, device_type, is_bot, is_internal, country and
+    visitor_hash (any of the five dimension columns and the hash may be None). Counts are
+    added up in Python first, so the database sees one upsert per rollup row, not per click.
+    Never commits or rolls back.
+    """
+    if not clicks:
+        return
+    counts = _click_counts(clicks)
+    visits = _visits(clicks)
+    if visits:
+        counts.update(_visitor_counts(visits))
+    _add_to_rollups(counts)
+
+
+def _hour_start(at: datetime) -> datetime:
+    """The start of the UTC hour `at` falls in."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the click rollups")
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _click_counts(clicks: Iterable[Mapping]) -> Counter:
+    """Each "total" and dimension row's added clicks, keyed like ClickRollup's primary key."""
+    # Clicks alike in link, hour and every counted field collapse first: each one stands
+    # for 18 rollup rows, and a batch holds many alike.
+    alike = Counter(
+        (
+            click["link_id"],
+            _hour_start(click["clicked_at"]),
+            bool(click["is_bot"]),
+            bool(click["is_internal"]),
+            *(click[column] or "" for column in DIMENSION_COLUMNS.values()),
+        )
+        for click in clicks
+    )
+    counts = Counter()
+    for (link_id, hour, is_bot, is_internal, *values), n in alike.items():
+        for period, start in (("hour", hour), ("day", hour.replace(hour=0)), ("all", ALL_TIME)):
+            counts[(link_id, period, "total", start, "", is_bot, is_internal)] += n
+            if not is_bot:
+                for dimension, value in zip(DIMENSION_COLUMNS, values, strict=True):
+                    counts[(link_id, period, dimension, start, value, False, is_internal)] += n
+    return counts
+
+
+def _visits(clicks: Iterable[Mapping]) -> dict[VisitorKey, tuple[datetime, datetime]]:
+    """The first and last hour of each visitor the batch saw, per link, UTC day and scope."""
+    visits = {}
+    for click in clicks:
+        if click["is_bot"] or not click["visitor_hash"]:
+            continue
+        hour = _hour_start(click["clicked_at"])
+        scopes = ("all",) if click["is_internal"] else ("all", "external")
+        for scope in scopes:
+            key = (click["link_id"], hour.date(), scope, click["visitor_hash"])
+            first, last = visits.get(key, (hour, hour))
+            visits[key] = (min(first, hour), max(last, hour))
+    return visits
+
+
+def _visitor_counts(visits: dict[VisitorKey, tuple[datetime, datetime]]) -> Counter:
+    """Store the batch's visitors and return what that changes in the visitor counts."""
+    keys = sorted(visits)
+    new = _insert_new_visitors(keys, visits)
+    counts = Counter()
+    for key in new:
+        link_id, day, scope, _ = key
+        first, last = visits[key]
+        day_start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        counts[(link_id, "day", "visitors", day_start, scope, False, False)] += 1
+        counts[(link_id, "all", "visitors", ALL_TIME, scope, False, False)] += 1
+        counts[(link_id, "hour", "first_visit", first, scope, False, False)] += 1
+        counts[(link_id, "hour", "last_visit", last, scope, False, False)] += 1
+    moved = []
+    for key, old_first, old_last in _locked_hours([key for key in keys if key not in new]):
+        link_id, _, scope, _ = key
+        first = min(old_first, visits[key][0])
+        last = max(old_last, visits[key][1])
+        if first != old_first:
+            counts[(link_id, "hour", "first_visit", old_first, scope, False, False)] -= 1
+            counts[(link_id, "hour", "first_visit", first, scope, False, False)] += 1
+        if last != old_last:
+            counts[(link_id, "hour", "last_visit", old_last, scope, False, False)] -= 1
+            counts[(link_id, "hour", "last_visit", last, scope, False, False)] += 1
+        if (first, last) != (old_first, old_last):
+            moved.append(_visitor_row(key, first, last))
+    if moved:
+        _move_hours(moved)
+    return counts
+
+
+def _insert_new_visitors(
+    keys: list[VisitorKey], visits: dict[VisitorKey, tuple[datetime, datetime]]
+) -> set[VisitorKey]:
+    """Insert the visitor rows that do not exist yet; return the keys of those inserted.
+
+    ON CONFLICT DO NOTHING waits for a concurrent insert of the same row to commit, so of
+    two shippers seeing one visitor at the same time exactly one counts it as new.
+    """
+    table = DailyVisitor.__table__
+    rows = [_visitor_row(key, *visits[key]) for key in keys]
+    result = _insert_in_key_order(
+        table,
+        rows,
+        lambda statement: statement.on_conflict_do_nothing().returning(*table.primary_key.columns),
+    )
+    return set(result.tuples())
+
+
+def _locked_hours(keys: list[VisitorKey]) -> list[tuple[VisitorKey, datetime, datetime]]:
+    """The stored first and last hour of existing visitor rows, locked until the
+    transaction ends so no other shipper moves them meanwhile."""
+    if not keys:
+        return []
+    table = DailyVisitor.__table__
+    key_columns = list(table.primary_key.columns)
+    if _on_postgresql():
+        wanted = [select(_from_arrays([_visitor_key_row(key) for key in keys], key_columns))]
+    else:
+        wanted = [
+            keys[offset : offset + _VISITOR_KEYS_PER_QUERY]
+            for offset in range(0, len(keys), _VISITOR_KEYS_PER_QUERY)
+        ]
+    found = []
+    for some in wanted:
+        rows = db.session.execute(
+            select(*key_columns, table.c.first_hour, table.c.last_hour)
+            .where(tuple_(*key_columns).in_(some))
+            .order_by(*key_columns)
+            .with_for_update()
+        )
+        found.extend(
+            ((link_id, day, scope, hash_), first, last)
+            for link_id, day, scope, hash_, first, last in rows
+        )
+    return found
+
+
+def _move_hours(rows: list[dict]) -> None:
+    """Store new first and last hours of visitor rows this transaction has locked."""
+    if not _on_postgresql():
+        # Primary keys in the rows make this the ORM's bulk UPDATE by primary key.
+        db.session.execute(update(DailyVisitor), rows)
+        return
+    table = DailyVisitor.__table__
+    moved = _from_arrays(rows, table.columns)
+    db.session.execute(
+        update(table)
+        .where(*(column == moved.c[column.name] for column in table.primary_key.columns))
+        .values(first_hour=moved.c.first_hour, last_hour=moved.c.last_hour)
+    )
+
+
+def _visitor_key_row(key: VisitorKey) -> dict:
+    """A DailyVisitor primary key as a dict of its columns."""
+    link_id, day, scope, visitor_hash = key
+    return {"link_id": link_id, "day": day, "scope": scope, "visitor_hash": visitor_hash}
+
+
+def _visitor_row(key: VisitorKey, first: datetime, last: datetime) -> dict:
+    """A DailyVisitor row as a dict of its columns."""
+    return {**_visitor_key_row(key), "first_hour": first, "last_hour": last}
+
+
+def _add_to_rollups(counts: Counter) -> None:
+    """Add the counts to their rollup rows, creating missing ones, in one upsert."""
+    table = ClickRollup.__table__
+    rows = [
+        {**dict(zip(_ROLLUP_KEY, key, strict=True)), "clicks": n}
+        for key, n in sorted(counts.items())
+        if n
+    ]
+    if rows:
+        _insert_in_key_order(
+            table,
+            rows,
+            lambda statement: statement.on_conflict_do_update(
+                index_elements=list(table.primary_key.columns),
+                set_={"clicks": table.c.clicks + statement.excluded.clicks},
+            ),
+        )
+
+
+def _insert_in_key_order(table: Table, rows: list[dict], on_conflict):
+    """Run one INSERT of `rows` (sorted by primary key) with the ON CONFLICT clause that
+    `on_conflict` adds; return its result.
+
+    Rows go in primary key order, so two shippers take their row locks in the same order
+    and never wait on each other in a circle.
+    """
+    if not _on_postgresql():
+        return db.session.execute(on_conflict(sqlite.insert(table)), rows)
+    source = _from_arrays(rows, table.columns)
+    ordered = select(source).order_by(*(source.c[column.name] for column in table.primary_key))
+    insert = postgresql.insert(table).from_select(
+        [column.name for column in table.columns], ordered
+    )
+    return db.session.execute(on_conflict(insert))
+
+
+def _from_arrays(rows: list[dict], columns) -> Subquery:
+    """The rows as a PostgreSQL subquery reading one array parameter per column.
+
+    A batch's thousands of rows then make one statement with a few parameters, parsed and
+    planned once; executemany or a multi-row VALUES would cost a round of work per row.
+    """
+    return select(
+        *(
+            func.unnest(
+                bindparam(
+                    f"{column.name}_values",
+                    [row[column.name] for row in rows],
+                    type_=ARRAY(column.type),
+                )
+            ).label(column.name)
+            for column in columns
+        )
+    ).subquery()
+
+
+def _on_postgresql() -> bool:
+    """Tell whether the session's database is PostgreSQL (else it is SQLite)."""
+    return db.session.get_bind().dialect.name == "postgresql"
