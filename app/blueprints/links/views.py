@@ -16,12 +16,11 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from app.blueprints.links import bp
-from app.extensions import db, limiter
+from app.extensions import db, link_create_limiter
 from app.htmx import current_page_url, is_partial_request, render_page_or_partial
 from app.models import utcnow
 from app.services import analytics, destinations, slugs
@@ -108,18 +107,12 @@ def index(org_slug: str):
     return _dashboard(membership)
 
 
-def _person_key() -> str:
-    """The rate-limit key of a signed-in person (their user id), else of their IP."""
-    if current_user.is_authenticated:
-        return f"user:{current_user.get_id()}"
-    return get_remote_address()
-
-
 @bp.post("/orgs/<org_slug>/links")
 @login_required
-@limiter.limit(lambda: current_app.config["LINK_CREATE_LIMIT"], key_func=_person_key)
 def create(org_slug: str):
     """Create a link; htmx gets a fresh form plus the new row, errors come back inline."""
+    # Per person, not per IP: a whole office may share one address.
+    link_create_limiter.count(f"user:{current_user.get_id()}")
     membership = org_service.membership_for(current_user, org_slug)
     form = request.form
     try:
@@ -274,7 +267,11 @@ def qr(org_slug: str, slug: str):
 def links_csv(org_slug: str):
     """Export the org's links as CSV, streamed."""
     membership = org_service.membership_for(current_user, org_slug)
-    rows = links_csv_rows(membership.org_id, short_base_url())
+    rows = links_csv_rows(
+        membership.org_id,
+        short_base_url(),
+        timeout_seconds=current_app.config["EXPORT_TIMEOUT_SECONDS"],
+    )
     return _csv_download(rows, f"{org_slug}-links.csv")
 
 
@@ -283,11 +280,16 @@ def links_csv(org_slug: str):
 def clicks_csv(org_slug: str, slug: str):
     """Export one link's clicks as CSV, one row per click and never an IP address."""
     _membership, link = _load(org_slug, slug)
-    return _csv_download(clicks_csv_rows(link.id), f"{org_slug}-{link.slug}-clicks.csv")
+    rows = clicks_csv_rows(link.id, timeout_seconds=current_app.config["EXPORT_TIMEOUT_SECONDS"])
+    return _csv_download(rows, f"{org_slug}-{link.slug}-clicks.csv")
 
 
 def _csv_download(rows, filename: str) -> Response:
-    """Stream CSV rows as a file download that no cache keeps."""
+    """Stream CSV rows as a file download that no cache keeps.
+
+    The rows are read as the file is sent, inside the request's context, which
+    stream_with_context keeps open until the last row.
+    """
     response = Response(stream_with_context(csv_lines(rows)), mimetype=CSV_CONTENT_TYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
