@@ -4,8 +4,6 @@ Authlib's OAuth registry is the exception: it binds a single app and caches its 
 so `create_app` gives every app a registry of its own (see `register_extensions`).
 """
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -13,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.ratelimits import MissLimiter
+from app.ratelimits import RateLimit
 
 # Stable constraint names, so Alembic can alter and drop them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -33,8 +31,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Keyed by client IP (the socket peer, or with TRUSTED_PROXIES the visitor's address the
-# router forwarded); views that limit per person pass their own key.
-limiter = Limiter(key_func=get_remote_address)
 # Unknown short links per client IP, counted only when a request missed (see app.ratelimits).
-unknown_slug_limiter = MissLimiter("unknown_slugs", limit_setting="UNKNOWN_SLUG_LIMIT")
+unknown_slug_limiter = RateLimit("unknown_slugs", limit_setting="UNKNOWN_SLUG_LIMIT")
+# Links created per person.
+link_create_limiter = RateLimit("link_creates", limit_setting="LINK_CREATE_LIMIT")

@@ -11,7 +11,15 @@ import redis
 
 from app import ratelimits
 from tests.conftest import skip_or_fail
-from tests.link_helpers import HX, create_link, dashboard_path, link_count, link_row, post_link
+from tests.link_helpers import (
+    HX,
+    create_link,
+    dashboard_path,
+    link_count,
+    link_row,
+    post_link,
+    shipped,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379"
 # Nothing listens on port 1: connecting is refused at once.
@@ -85,6 +93,7 @@ def test_an_ip_over_the_unknown_link_limit_still_follows_its_real_links(
 
     assert [response.status_code for response in responses] == [302] * 3
     assert responses[0].headers["Location"] == "https://example.com/page"
+    assert shipped(app) == 3
     assert link_row(app, "real-one").click_count == 3
     # And the misses are still refused: the real links did not reset the count.
     assert follow(office, "typo-9", "198.51.100.20").status_code == 429
@@ -143,6 +152,7 @@ def test_redirects_keep_working_when_the_limiter_store_is_down(make_app, org_tea
     assert len(store_warnings(caplog)) == 1
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert not [record for record in caplog.records if record.exc_info]
+    assert shipped(app) == 6
     assert link_row(app, "still-on").click_count == 6
 
 

@@ -1,9 +1,8 @@
 """Public endpoints: the health check and (registered last) the short-link redirect."""
 
-from flask import Blueprint, request
+from flask import Blueprint
 from werkzeug.routing import BaseConverter, ValidationError
 
-from app.extensions import limiter
 from app.services.slugs import reserved_slugs
 
 bp = Blueprint("redirects", __name__)
@@ -32,16 +31,6 @@ class ShortSlugConverter(BaseConverter):
 def _register_converter(state) -> None:
     """Make `short_slug` known to the app's URL map before the routes use it."""
     state.app.url_map.converters["short_slug"] = ShortSlugConverter
-
-
-@limiter.request_filter
-def _outside_flask_limiter() -> bool:
-    """Keep Flask-Limiter away from these endpoints: the redirect counts its own misses.
-
-    Without this its before-request hook would still run on every hit, and ping the store
-    now and then while it is down.
-    """
-    return request.blueprint == bp.name
 
 
 from app.blueprints.redirects import views  # noqa: E402,F401  (views register routes on bp)
