@@ -2,11 +2,13 @@
 
 import logging
 import secrets
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
 from authlib.integrations.flask_client import OAuth
 from dotenv import load_dotenv
 from flask import (
@@ -41,16 +43,27 @@ from app.config import (
     trusted_hosts,
 )
 from app.database import bound_pings
-from app.extensions import csrf, db, limiter, login_manager, migrate, unknown_slug_limiter
+from app.extensions import (
+    csrf,
+    db,
+    link_create_limiter,
+    login_manager,
+    migrate,
+    unknown_slug_limiter,
+)
 from app.htmx import is_partial_request
+from app.services.click_spool import ClickSpool, spool_directory
 from app.services.errors import DomainError
+from app.services.link_cache import LinkCache
 from app.services.sessions import SESSION_COOKIE_FIELD, find_signed_in_user
+from app.session_cookie import CookieSessionInterface
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Create and configure the app; `config` overrides settings read from the environment."""
     load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
+    app.session_interface = CookieSessionInterface()
     app.config.from_mapping(config_from_environment())
     if config:
         app.config.from_mapping(config)
@@ -145,8 +158,17 @@ def register_extensions(app: Flask) -> None:
             bound_pings(db.engine, seconds=app.config["DATABASE_PING_TIMEOUT"])
     migrate.init_app(app, db, render_as_batch=True)
     csrf.init_app(app)
-    limiter.init_app(app)
     unknown_slug_limiter.init_app(app)
+    link_create_limiter.init_app(app)
+    # The redirect's own state, one per app (and so per worker process).
+    app.extensions["link_cache"] = LinkCache(
+        max_links=app.config["LINK_CACHE_SIZE"],
+        max_unknown=app.config["LINK_CACHE_UNKNOWN_SIZE"],
+        refresh_seconds=app.config["LINK_CACHE_REFRESH_SECONDS"],
+    )
+    app.extensions["click_spool"] = ClickSpool(
+        spool_directory(app), max_file_bytes=app.config["CLICK_SPOOL_FILE_BYTES"]
+    )
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
@@ -279,9 +301,6 @@ def register_errorhandlers(app: Flask) -> None:
         for key, value in error.get_headers():
             if key.lower() != "content-type":
                 response.headers[key] = value
-        if error.code == 429 and limiter.current_limit is not None:
-            seconds = limiter.current_limit.reset_at - int(time.time())
-            response.headers["Retry-After"] = str(max(seconds, 1))
         return response
 
     @app.errorhandler(OperationalError)
@@ -330,17 +349,23 @@ def register_security_headers(app: Flask) -> None:
         f"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'{provider}"
     )
 
+    always = [
+        ("Content-Security-Policy", policy),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ]
+    # Browsers that saw this once refuse plain HTTP here for a year.
+    secure_only = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
+
     @app.after_request
     def add_headers(response):
         """Set the security headers a view has not set itself."""
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if request.is_secure:
-            # Browsers that saw this once refuse plain HTTP here for a year.
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
+        # One pass over the headers: each setdefault would scan them all again, and this
+        # runs on every redirect.
+        present = {name.lower() for name, _ in response.headers}
+        for name, value in always + secure_only if request.is_secure else always:
+            if name.lower() not in present:
+                response.headers.add(name, value)
         if _served_signed_in():
             # A page or fragment for a signed-in person: no browser cache, shared or back
             # button, may keep it for the next person at the same computer.
@@ -355,8 +380,29 @@ def _served_signed_in() -> bool:
 
 
 def register_commands(app: Flask) -> None:
-    """Expose the models in `flask shell`."""
+    """Expose the models in `flask shell`, and the click shipper as `flask ship-clicks`."""
     from app import models
+
+    @app.cli.command("ship-clicks")
+    @click.option(
+        "--parent-pid",
+        type=int,
+        help="Also stop (after draining) once this process, the web server, has exited.",
+    )
+    def ship_clicks(parent_pid: int | None) -> None:
+        """Store the clicks the web workers spool, every CLICK_SHIP_INTERVAL seconds.
+
+        On SIGTERM or Ctrl-C it keeps going until every worker has closed its spool file
+        and all of it is stored (at most CLICK_DRAIN_SECONDS), then exits; with status 1
+        if clicks were left unstored.
+        """
+        from app.services import click_shipping
+
+        stop = threading.Event()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signal_number, lambda *_: stop.set())
+        drained = click_shipping.run(app, stop, parent_pid=parent_pid)
+        sys.exit(0 if drained else 1)
 
     @app.shell_context_processor
     def shell_context():

@@ -73,6 +73,10 @@ def config_from_environment() -> dict:
         "DATABASE_PING_TIMEOUT": _int_setting("DATABASE_PING_TIMEOUT", 2),
         "DATABASE_STATEMENT_TIMEOUT_MS": _int_setting("DATABASE_STATEMENT_TIMEOUT_MS", 5000),
         "DATABASE_LOCK_TIMEOUT_MS": _int_setting("DATABASE_LOCK_TIMEOUT_MS", 3000),
+        # Seconds a CSV export may stream before it stops (logged as event=export_cut_off).
+        # Its worker keeps telling gunicorn it is alive meanwhile, so --timeout does not
+        # cut it; every query of it is short and stays within the statement timeout.
+        "EXPORT_TIMEOUT_SECONDS": _int_setting("EXPORT_TIMEOUT_SECONDS", 600),
         # The provider may share our host on another port (locally it does), and cookies
         # are not isolated by port, so our session cookie needs a name of its own.
         "SESSION_COOKIE_NAME": "linkdeck_session",
@@ -96,17 +100,24 @@ def config_from_environment() -> dict:
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         # A hung Redis must cost a request half a second, not redis-py's default 5 s.
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        # No X-RateLimit headers on every redirect; a 429 says when to retry (see
-        # register_errorhandlers).
-        "RATELIMIT_HEADERS_ENABLED": False,
-        # A limiter store that is down must not take redirects down with it: count in
-        # memory until it is back.
-        "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # Creating links, per person: plenty for people, a brake on a runaway script.
         "LINK_CREATE_LIMIT": "30 per minute;1000 per day",
         # Unknown short links, per client IP: guessing slugs is what this slows down.
         "UNKNOWN_SLUG_LIMIT": "60 per minute",
+        # Each worker resolves links from memory and asks this often what changed.
+        "LINK_CACHE_REFRESH_SECONDS": 1.0,
+        "LINK_CACHE_SIZE": _int_setting("LINK_CACHE_SIZE", 100_000),
+        "LINK_CACHE_UNKNOWN_SIZE": _int_setting("LINK_CACHE_UNKNOWN_SIZE", 10_000),
+        # Where workers append clicks for the shipper (instance/click-spool when unset);
+        # it must be one directory per machine that the web process and its shipper share.
+        "CLICK_SPOOL_DIR": os.environ.get("CLICK_SPOOL_DIR", "").strip() or None,
+        # The shipper stores what the spools hold this often, at most this many per batch.
+        "CLICK_SHIP_INTERVAL": 0.5,
+        "CLICK_BATCH_SIZE": _int_setting("CLICK_BATCH_SIZE", 5000),
+        # A worker starts a new spool file past this size; the shipper deletes shipped ones.
+        "CLICK_SPOOL_FILE_BYTES": 16 * 1024 * 1024,
+        # How long a stopping shipper keeps storing what stopping workers still write.
+        "CLICK_DRAIN_SECONDS": _int_setting("CLICK_DRAIN_SECONDS", 25),
     }
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from app.extensions import db
 from app.models import Click, Link, Membership, Org, User
+from app.services import rollups
+from app.services.click_shipping import ship_pending
 from tests.link_helpers import link_row
 
 CHROME_ON_WINDOWS = (
@@ -29,18 +31,24 @@ def make_link(slug: str = "abc", destination: str = "https://example.com/", **fi
 
 
 def add_click(link: Link, at: datetime, **fields) -> Click:
-    """A click row on the link at `at`, a human desktop visit unless fields say otherwise."""
+    """A click row on the link at `at`, a human desktop visit unless fields say otherwise,
+    added to the rollups as the click shipper would."""
     values = {
+        "link_id": link.id,
+        "clicked_at": at,
+        "referrer_host": None,
         "browser": "Chrome",
         "os": "Windows",
         "device_type": "desktop",
         "is_bot": False,
         "is_internal": False,
+        "country": None,
         "visitor_hash": "a" * 64,
     }
     values.update(fields)
-    click = Click(link_id=link.id, clicked_at=at, **values)
+    click = Click(**values)
     db.session.add(click)
+    rollups.add_clicks([values])
     return click
 
 
@@ -50,14 +58,18 @@ def visit(
     """Follow a short link as an anonymous visitor connecting from `ip`.
 
     The address is the connection's own, so the visit comes from `ip` whether or not the
-    app is configured to trust a proxy's X-Forwarded-For.
+    app is configured to trust a proxy's X-Forwarded-For. The click is shipped before this
+    returns, so the database holds it as the shipper would have stored it.
     """
-    return app.test_client().open(
+    response = app.test_client().open(
         f"/{slug}",
         method=method,
         headers={"User-Agent": user_agent, **headers},
         environ_overrides={"REMOTE_ADDR": ip},
     )
+    with app.app_context():
+        ship_pending()
+    return response
 
 
 def clicks_of(app, slug: str) -> list[Click]:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
+from app.services import click_shipping
 
 IN_CI = os.environ.get("CI") == "true"
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -173,9 +174,13 @@ def _test_config(database_url: str, idp: IdentityProvider) -> dict:
 
 
 @pytest.fixture
-def app_config(database_url, idp, _migrated):
-    """Settings for a test's app; a test may change them before using `app`."""
-    return _test_config(database_url, idp)
+def app_config(database_url, idp, _migrated, tmp_path):
+    """Settings for a test's app; a test may change them before using `app`.
+
+    Its apps spool clicks into a directory of the test's own, as the workers of one
+    machine share one.
+    """
+    return {**_test_config(database_url, idp), "CLICK_SPOOL_DIR": str(tmp_path / "click-spool")}
 
 
 @pytest.fixture
@@ -263,13 +268,21 @@ def sign_in(client, idp):
 
 @pytest.fixture
 def live_server(app):
-    """The app served over HTTP on 127.0.0.1 for the browser tests."""
+    """The app served over HTTP on 127.0.0.1 for the browser tests, with its click shipper
+    running beside it as under gunicorn."""
     server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    stop_shipping = threading.Event()
+    shipper = threading.Thread(target=click_shipping.run, args=(app, stop_shipping), daemon=True)
+    shipper.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+    # The server's spool file closes, so the shipper stores the rest and drains.
+    app.extensions["click_spool"].close()
+    stop_shipping.set()
+    shipper.join(30)
 
 
 def require_chromium(path: str = CHROMIUM) -> None:

@@ -7,6 +7,8 @@ from sqlalchemy import func
 
 from app.extensions import db
 from app.models import Link, Org, User, utcnow
+from app.services.click_shipping import ship_pending
+from app.services.link_cache import changed_slugs, next_version
 from tests.conftest import csrf_token
 
 HX = {"HX-Request": "true"}
@@ -47,6 +49,16 @@ def link_row(app, slug: str) -> Link | None:
         return link
 
 
+def shipped(app) -> int:
+    """Store every click the app has spooled, as its shipper does within a second; return
+    how many there were."""
+    with app.app_context():
+        total = 0
+        while read := ship_pending():
+            total += read
+        return total
+
+
 def link_count(app) -> int:
     with app.app_context():
         return db.session.execute(db.select(func.count(Link.id))).scalar_one()
@@ -75,7 +87,10 @@ def insert_links(app, org_slug: str, creator_sub: str, slugs: list[str], **field
 
 
 def update_row(app, slug: str, **values) -> None:
-    """Change a link's row directly, as a legacy row or another process might have."""
+    """Change a link's row directly, as a legacy row or another process might have,
+    stamping it with a new link version as every change of ours does."""
     with app.app_context():
-        db.session.execute(db.update(Link).filter_by(slug=slug).values(**values))
+        version = next_version(db.session)
+        db.session.execute(db.update(Link).filter_by(slug=slug).values(version=version, **values))
+        changed_slugs(db.session).add(slug)
         db.session.commit()

@@ -1,11 +1,16 @@
 """Click limits count people: bots, prefetches and the team's own clicks are redirected and
-recorded, but leave a limited link's clicks to the people it was meant for."""
+recorded, but leave a limited link's clicks to the people it was meant for.
+
+A limited link is counted as the redirect happens, exactly; its click rows, like every
+click, are stored by the shipper (see test_click_shipping.py), so the tests ship before
+reading them."""
 
 import csv
 import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import current_app
 
 from app.extensions import db
 from app.models import Click, Link
@@ -20,7 +25,7 @@ from tests.click_factories import (
     visit,
 )
 from tests.conftest import run_at_once
-from tests.link_helpers import create_link, link_row, update_row
+from tests.link_helpers import create_link, link_row, shipped, update_row
 
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 IP = "203.0.113.77"
@@ -32,17 +37,27 @@ PREFETCH = Visit(CHROME_ON_WINDOWS, None, "198.51.100.2", purpose="prefetch")
 def count_visit(link_id: int, visit: Visit = PERSON, *, limited=True) -> ClickOutcome:
     """Record a visit to the link as the redirect does; call inside an app context."""
     org_id = db.session.get(Link, link_id).org_id
-    return record_visit(link_id, org_id, visit, limited=limited, now=NOW)
+    spool = current_app.extensions["click_spool"]
+    return record_visit(link_id, org_id, visit, limited=limited, now=NOW, spool=spool)
 
 
-def counters(link_id: int) -> tuple[int, int, int]:
-    """The link's (all clicks, clicks by people, stored click rows), read fresh."""
+def counters(app, link_id: int) -> tuple[int, int, int]:
+    """The link's (all clicks, clicks by people, stored click rows) once the shipper has
+    stored what was spooled, read fresh."""
+    shipped(app)
+    with app.app_context():
+        link = db.session.get(Link, link_id)
+        rows = db.session.execute(
+            db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
+        ).scalar_one()
+        return link.click_count, link.human_click_count, rows
+
+
+def link_counts(link_id: int) -> tuple[int, int]:
+    """The link's (all clicks, clicks by people) as the database holds them right now."""
     db.session.expire_all()
     link = db.session.get(Link, link_id)
-    rows = db.session.execute(
-        db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
-    ).scalar_one()
-    return link.click_count, link.human_click_count, rows
+    return link.click_count, link.human_click_count
 
 
 # Recording a visit
@@ -53,7 +68,9 @@ def test_a_limited_link_counts_people_up_to_its_limit_and_no_further(app):
         link_id = make_link(max_clicks=2).id
         outcomes = [count_visit(link_id) for _ in range(3)]
         assert outcomes == [ClickOutcome.COUNTED, ClickOutcome.COUNTED, ClickOutcome.LIMIT_REACHED]
-        assert counters(link_id) == (2, 2, 2)
+        # Counted before the redirect answers, not when the shipper comes by.
+        assert link_counts(link_id) == (2, 2)
+    assert counters(app, link_id) == (2, 2, 2)
 
 
 def test_bots_prefetches_and_the_team_do_not_spend_a_click_limit(app):
@@ -63,11 +80,13 @@ def test_bots_prefetches_and_the_team_do_not_spend_a_click_limit(app):
         colleague = Visit(CHROME_ON_WINDOWS, None, IP, user_id=link.created_by_id)
         for visit_ in (LINK_PREVIEW, PREFETCH, colleague):
             assert count_visit(link_id, visit_) is ClickOutcome.COUNTED
-        assert counters(link_id) == (3, 0, 3)
+        assert counters(app, link_id) == (3, 0, 3)
         assert is_expired(db.session.get(Link, link_id), NOW) is False
 
         assert count_visit(link_id) is ClickOutcome.COUNTED
-        assert counters(link_id) == (4, 1, 4)
+    assert counters(app, link_id) == (4, 1, 4)
+    internal = [click.is_internal for click in clicks_of(app, "abc")]
+    assert internal == [False, False, True, False]
 
 
 def test_once_people_have_used_up_a_limit_bots_are_refused_too(app):
@@ -76,16 +95,20 @@ def test_once_people_have_used_up_a_limit_bots_are_refused_too(app):
         assert count_visit(link_id) is ClickOutcome.COUNTED
         assert count_visit(link_id, LINK_PREVIEW) is ClickOutcome.LIMIT_REACHED
         assert count_visit(link_id) is ClickOutcome.LIMIT_REACHED
-        assert counters(link_id) == (1, 1, 1)
+    assert counters(app, link_id) == (1, 1, 1)
 
 
 def test_without_a_limit_every_click_counts_in_all_and_people_apart(app):
     with app.app_context():
         link = make_link()
         colleague = Visit(CHROME_ON_WINDOWS, None, IP, user_id=link.created_by_id)
+        link_id = link.id
         for visit_ in (PERSON, LINK_PREVIEW, PREFETCH, colleague, PERSON):
-            assert count_visit(link.id, visit_, limited=False) is ClickOutcome.COUNTED
-        assert counters(link.id) == (5, 2, 5)
+            assert count_visit(link_id, visit_, limited=False) is ClickOutcome.COUNTED
+    # The shipper counts them, and tells the colleague's click by its signed-in user id.
+    assert counters(app, link_id) == (5, 2, 5)
+    internal = [click.is_internal for click in clicks_of(app, "abc")]
+    assert internal == [False, False, False, True, False]
 
 
 def test_concurrent_visitors_can_not_overshoot_a_click_limit(app):
@@ -100,8 +123,7 @@ def test_concurrent_visitors_can_not_overshoot_a_click_limit(app):
 
     assert outcomes.count(ClickOutcome.COUNTED) == 5
     assert outcomes.count(ClickOutcome.LIMIT_REACHED) == 19
-    with app.app_context():
-        assert counters(link_id) == (5, 5, 5)
+    assert counters(app, link_id) == (5, 5, 5)
 
 
 def test_concurrent_link_previews_do_not_take_the_clicks_people_are_allowed(app):
@@ -123,11 +145,10 @@ def test_concurrent_link_previews_do_not_take_the_clicks_people_are_allowed(app)
 
     assert people.count(ClickOutcome.COUNTED) == 5
     assert people.count(ClickOutcome.LIMIT_REACHED) == 7
-    with app.app_context():
-        # Previews are counted until people use up the limit, refused after; never dropped.
-        assert set(previews) <= {ClickOutcome.COUNTED, ClickOutcome.LIMIT_REACHED}
-        counted_previews = previews.count(ClickOutcome.COUNTED)
-        assert counters(link_id) == (5 + counted_previews, 5, 5 + counted_previews)
+    # Previews are counted until people use up the limit, refused after; never dropped.
+    assert set(previews) <= {ClickOutcome.COUNTED, ClickOutcome.LIMIT_REACHED}
+    counted_previews = previews.count(ClickOutcome.COUNTED)
+    assert counters(app, link_id) == (5 + counted_previews, 5, 5 + counted_previews)
 
 
 # Expiry

@@ -1,18 +1,22 @@
-"""Click recording: visit details without IPs, bot flags, daily salts, atomic counts,
-failures logged. Click limits have their own file, test_click_limits.py."""
+"""Click recording: visit details without IPs, bot flags, daily salts, spooled clicks the
+shipper stores and counts, failures logged. Click limits have their own file,
+test_click_limits.py; the shipper's own failures are in test_click_shipping.py."""
 
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import current_app
 
 from app.config import config_from_environment
 from app.extensions import db
 from app.models import Click, Link, VisitorSalt
 from app.services.clicks import ClickOutcome, Visit, daily_salt, describe_visit, record_visit
 from tests.click_factories import CHROME_ON_WINDOWS, make_link
+from tests.click_factories import visit as follow_link
 from tests.conftest import run_at_once
+from tests.link_helpers import shipped
 
 SALT = bytes(range(32))
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
@@ -25,10 +29,21 @@ def visit(user_agent=CHROME_ON_WINDOWS, referrer=None, remote_addr=IP, country=N
     return describe_visit(Visit(user_agent, referrer, remote_addr, country), salt=salt)
 
 
-def count_visit(link_id: int, visit: Visit = HUMAN_VISIT, *, now=NOW, org_id=None):
+def count_visit(link_id: int, visit: Visit = HUMAN_VISIT, *, org_id=None, limited=False):
     """Record a visit to the link as the redirect does; call inside an app context."""
     org_id = org_id or db.session.get(Link, link_id).org_id
-    return record_visit(link_id, org_id, visit, limited=False, now=now)
+    spool = current_app.extensions["click_spool"]
+    return record_visit(link_id, org_id, visit, limited=limited, now=NOW, spool=spool)
+
+
+def stored(link_id: int) -> tuple[int, int, list[Click]]:
+    """The link's (all clicks, clicks by people, click rows) as the database holds them."""
+    db.session.expire_all()
+    link = db.session.get(Link, link_id)
+    clicks = db.session.execute(
+        db.select(Click).filter_by(link_id=link_id).order_by(Click.id)
+    ).scalars()
+    return link.click_count, link.human_click_count, list(clicks)
 
 
 @pytest.mark.parametrize(
@@ -231,19 +246,43 @@ def test_a_salt_another_worker_made_is_used(app):
         assert daily_salt(NOW.date()) == bytes.fromhex("ab" * 32)
 
 
-def test_record_visit_writes_the_row_and_counts_it(app):
+def test_two_workers_hash_one_visitor_with_the_same_salt(app, make_app):
+    with app.app_context():
+        make_link("shared")
+    other_worker = make_app()
+
+    # The first redirect of the day makes the salt; it must be stored, not kept in one
+    # worker, or the same person would count once per worker.
+    assert follow_link(app, "shared").status_code == 302
+    with app.app_context():
+        assert db.session.execute(db.select(VisitorSalt.day)).scalars().all() == [
+            datetime.now(UTC).date()
+        ]
+    assert follow_link(other_worker, "shared").status_code == 302
+    shipped(app)
+
+    with app.app_context():
+        hashes = db.session.execute(db.select(Click.visitor_hash)).scalars().all()
+    assert len(hashes) == 2
+    assert hashes[0] == hashes[1]
+
+
+def test_record_visit_spools_the_click_and_the_shipper_stores_and_counts_it(app):
     with app.app_context():
         link = make_link()
         link_id, owner_id = link.id, link.created_by_id
         from_mail = Visit(CHROME_ON_WINDOWS, "https://mail.example/inbox", IP, "DE", None, owner_id)
         assert count_visit(link_id, from_mail) is ClickOutcome.COUNTED
         assert count_visit(link_id) is ClickOutcome.COUNTED
+        # The redirect only wrote to its spool; nothing is in the database yet.
+        assert stored(link_id) == (0, 0, [])
 
-        db.session.expire_all()
-        link = db.session.get(Link, link_id)
+    assert shipped(app) == 2
+
+    with app.app_context():
         # The owner's own click is recorded but is not one by people.
-        assert (link.click_count, link.human_click_count) == (2, 1)
-        clicks = db.session.execute(db.select(Click).order_by(Click.id)).scalars().all()
+        click_count, human_click_count, clicks = stored(link_id)
+        assert (click_count, human_click_count) == (2, 1)
         first = clicks[0]
         assert first.clicked_at == NOW
         assert (first.referrer_host, first.country, first.is_internal) == (
@@ -262,53 +301,83 @@ def test_a_signed_in_user_of_another_org_is_not_internal(app):
         outsider_id = make_link("theirs").created_by_id
         visit = Visit(CHROME_ON_WINDOWS, None, IP, user_id=outsider_id)
         assert count_visit(link_id, visit) is ClickOutcome.COUNTED
+    shipped(app)
+    with app.app_context():
         assert db.session.execute(db.select(Click.is_internal)).scalar_one() is False
+        assert db.session.get(Link, link_id).human_click_count == 1
 
 
-def test_a_click_does_not_count_as_an_edit_of_the_link(app):
+@pytest.mark.parametrize("limited", [False, True], ids=["shipped", "limited"])
+def test_a_click_does_not_count_as_an_edit_of_the_link(app, limited):
     with app.app_context():
-        link = make_link()
+        link = make_link(max_clicks=5 if limited else None)
         link_id, edited_at = link.id, link.updated_at
-        assert count_visit(link_id) is ClickOutcome.COUNTED
-        db.session.expire_all()
-        assert db.session.get(Link, link_id).updated_at == edited_at
-
-
-def test_record_visit_on_a_missing_link_is_dropped_and_logged(app, caplog):
+        assert count_visit(link_id, limited=limited) is ClickOutcome.COUNTED
+    shipped(app)
     with app.app_context():
-        org_id = make_link().org_id
-        caplog.set_level(logging.ERROR, logger="app.services.clicks")
-        assert count_visit(999_999, org_id=org_id) is ClickOutcome.DROPPED
+        link = db.session.get(Link, link_id)
+        assert link.click_count == 1
+        assert link.updated_at == edited_at
 
-        assert "event=click_dropped link_id=999999" in caplog.text
-        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 0
+
+def test_a_click_on_a_link_deleted_before_shipping_is_dropped_and_logged(app, caplog):
+    with app.app_context():
+        gone, kept = make_link("gone"), make_link("kept")
+        gone_id, kept_id = gone.id, kept.id
+        assert count_visit(gone_id) is ClickOutcome.COUNTED
+        assert count_visit(kept_id) is ClickOutcome.COUNTED
+        # Deleting an org deletes its links' rows; its clicks still wait in the spool.
+        db.session.execute(db.delete(Link).filter_by(id=gone_id))
+        db.session.commit()
+
+    with caplog.at_level(logging.WARNING, logger="app.services.click_shipping"):
+        assert shipped(app) == 2
+
+    assert "event=clicks_of_deleted_links dropped=1" in caplog.text
+    with app.app_context():
+        # The rest of the batch is stored all the same.
+        assert [click.link_id for click in stored(kept_id)[2]] == [kept_id]
+        assert db.session.execute(db.select(db.func.count(Click.id))).scalar_one() == 1
+
+
+def test_a_limited_link_is_dropped_and_logged_when_the_connection_is_gone(app, caplog):
+    with app.app_context():
+        link = make_link(max_clicks=5)
+        link_id, org_id = link.id, link.org_id
+        # Close the DBAPI connection under the session, as a database restart would.
+        db.session.connection().connection.dbapi_connection.close()
+        with caplog.at_level(logging.ERROR, logger="app.services.clicks"):
+            assert count_visit(link_id, org_id=org_id, limited=True) is ClickOutcome.DROPPED
+    assert f"event=click_dropped link_id={link_id}" in caplog.text
+    assert shipped(app) == 0
+    with app.app_context():
+        assert stored(link_id) == (0, 0, [])
 
 
 def test_the_session_still_works_after_a_dropped_click(app):
     with app.app_context():
-        link = make_link()
-        assert count_visit(999_999, org_id=link.org_id) is ClickOutcome.DROPPED
-        assert count_visit(link.id) is ClickOutcome.COUNTED
-        assert db.session.get(Link, link.id).click_count == 1
-
-
-def test_record_visit_is_dropped_when_the_connection_is_gone(app, caplog):
-    with app.app_context():
-        link = make_link()
+        link = make_link(max_clicks=5)
         link_id, org_id = link.id, link.org_id
-        # Close the DBAPI connection under the session, as a database restart would.
         db.session.connection().connection.dbapi_connection.close()
-        assert count_visit(link_id, org_id=org_id) is ClickOutcome.DROPPED
-        assert "click_dropped" in caplog.text
+        assert count_visit(link_id, org_id=org_id, limited=True) is ClickOutcome.DROPPED
+        # The next visit the same worker serves is counted on a fresh connection.
+        assert count_visit(link_id, org_id=org_id, limited=True) is ClickOutcome.COUNTED
+    shipped(app)
+    with app.app_context():
+        click_count, human_click_count, clicks = stored(link_id)
+        assert (click_count, human_click_count, len(clicks)) == (1, 1, 1)
 
 
 def test_a_visit_that_can_not_even_be_described_is_dropped_not_raised(app, caplog):
     with app.app_context():
         link = make_link()
+        link_id = link.id
         broken = Visit(user_agent=object(), referrer=None, remote_addr=IP)
-        assert count_visit(link.id, broken) is ClickOutcome.DROPPED
-        assert "event=click_dropped" in caplog.text
-        assert db.session.get(Link, link.id).click_count == 0
+        assert count_visit(link_id, broken) is ClickOutcome.DROPPED
+    assert "event=click_dropped" in caplog.text
+    assert shipped(app) == 0
+    with app.app_context():
+        assert stored(link_id) == (0, 0, [])
 
 
 def test_concurrent_clicks_are_all_counted(app, postgres_only):
@@ -321,11 +390,11 @@ def test_concurrent_clicks_are_all_counted(app, postgres_only):
 
     results = run_at_once(*[click_fifty_times] * 8)
 
+    assert results == [[ClickOutcome.COUNTED] * 50] * 8
+    assert shipped(app) == 400
     with app.app_context():
-        assert results == [[ClickOutcome.COUNTED] * 50] * 8
-        assert db.session.get(Link, link_id).click_count == 400
-        count = db.select(db.func.count(Click.id)).filter_by(link_id=link_id)
-        assert db.session.execute(count).scalar_one() == 400
+        click_count, _, clicks = stored(link_id)
+        assert (click_count, len(clicks)) == (400, 400)
 
 
 def test_no_country_header_is_trusted_unless_configured(monkeypatch):

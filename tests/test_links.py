@@ -19,6 +19,7 @@ from tests.link_helpers import (
     link_row,
     mutate,
     post_link,
+    shipped,
     update_row,
 )
 
@@ -698,6 +699,7 @@ def test_deactivating_and_reactivating_keeps_the_link_and_its_clicks(app, org_te
     assert 'data-status="active"' in response.get_data(as_text=True)
     assert member.get("/sale").status_code == 302
     # The earlier clicks are kept and the new redirect counts on top of them.
+    assert shipped(app) == 1
     assert link_row(app, "sale").click_count == 8
 
 

@@ -1,11 +1,12 @@
 """Every route, from url_map: each change needs this session's CSRF token (X1), and opening a
-page writes nothing to the database (X3), except the redirect that counts a click and sign-in."""
+page writes nothing to the database (X3), except sign-in and the redirect, which counts a
+limited link's click and makes the day's visitor salt."""
 
 import pytest
 
 from app import create_app
 from tests.conftest import TEST_SECRET_KEY, csrf_token
-from tests.link_helpers import insert_links
+from tests.link_helpers import insert_links, link_row, update_row
 from tests.org_helpers import (
     HX,
     fill_rule,
@@ -18,7 +19,8 @@ from tests.org_helpers import (
 )
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-# GETs that may write: the public redirect records a click, sign-in keeps its state.
+# GETs that may write: the public redirect counts a limited link's click and makes the
+# day's salt, sign-in keeps its state.
 WRITING_GETS = {"redirects.follow", "auth.login", "auth.callback"}
 CSRF_REFUSED = "CSRF"
 
@@ -157,8 +159,11 @@ def test_the_invitee_opening_their_invitation_writes_nothing(app, team, signed_i
     assert [each.sql for each in sent if each.writes] == []
 
 
-def test_the_listener_sees_the_click_the_redirect_writes(app, team):
+def test_the_listener_sees_the_count_a_limited_link_redirect_writes(app, team):
+    # Clicks on other links are only spooled; a limited link is counted as it redirects.
+    update_row(app, "keep-me", max_clicks=5)
     with recorded_sql(app) as sent:
         response = app.test_client().get("/keep-me")
     assert response.status_code == 302
-    assert any("clicks" in each.sql for each in sent if each.writes)
+    assert any("click_count" in each.sql for each in sent if each.writes)
+    assert link_row(app, "keep-me").click_count == 1

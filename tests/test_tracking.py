@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 import segno
 
-from app.extensions import db
 from app.models import utcnow
 from tests.click_factories import (
     CHROME_ON_WINDOWS,
@@ -18,7 +17,7 @@ from tests.click_factories import (
     visit,
 )
 from tests.conftest import run_at_once
-from tests.link_helpers import HX, create_link, link_row, mutate, update_row
+from tests.link_helpers import HX, create_link, link_row, mutate, shipped, update_row
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -143,21 +142,35 @@ def test_a_link_stops_at_its_expiry_date(app, sale):
     assert clicks_of(app, "sale") == []
 
 
-def test_a_failed_click_write_still_redirects_and_is_logged(app, sale, caplog):
-    # A real failure: the clicks table is not there for this one request.
-    with app.app_context():
-        db.session.execute(db.text("ALTER TABLE clicks RENAME TO clicks_moved"))
-        db.session.commit()
-    try:
-        response = visit(app, "sale")
-    finally:
-        with app.app_context():
-            db.session.execute(db.text("ALTER TABLE clicks_moved RENAME TO clicks"))
-            db.session.commit()
+@pytest.fixture
+def unwritable_spool(app_config, tmp_path):
+    """A spool directory that can not be made: its parent is a regular file."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    app_config["CLICK_SPOOL_DIR"] = str(blocker / "click-spool")
+
+
+def test_a_click_that_can_not_be_spooled_still_redirects_and_is_logged(
+    unwritable_spool, app, sale, caplog
+):
+    response = app.test_client().get("/sale", headers={"User-Agent": CHROME_ON_WINDOWS})
     assert response.status_code == 302
     assert response.headers["Location"] == "https://shop.example/sale"
-    assert "click_dropped" in caplog.text
-    assert link_row(app, "sale").click_count == 0
+    assert f"event=click_dropped link_id={link_row(app, 'sale').id}" in caplog.text
+
+
+def test_a_limited_link_whose_click_can_not_be_spooled_still_spends_its_limit(
+    unwritable_spool, app, org_team, acme, caplog
+):
+    create_link(org_team["owner"], acme, "once", "https://example.com/secret", max_clicks="1")
+    client = app.test_client()
+    first = client.get("/once", headers={"User-Agent": CHROME_ON_WINDOWS})
+    assert first.status_code == 302
+    assert "event=click_dropped" in caplog.text
+    # Counted before the spool refused the row, so the limit stays exact.
+    link = link_row(app, "once")
+    assert (link.click_count, link.human_click_count) == (1, 1)
+    assert client.get("/once", headers={"User-Agent": CHROME_ON_WINDOWS}).status_code == 410
 
 
 def test_concurrent_redirects_are_counted_exactly(app, sale):
@@ -196,6 +209,7 @@ def test_link_page_shows_stats_side_by_side_and_unique_visitors(app, org_team, a
     visit(app, "sale", ip="203.0.113.2")
     visit(app, "sale", user_agent=SLACKBOT)
     org_team["member"].get("/sale", headers={"User-Agent": CHROME_ON_WINDOWS})
+    shipped(app)
     page = org_team["owner"].get(f"/orgs/{acme}/links/sale").get_data(as_text=True)
 
     def stat(label):
@@ -229,6 +243,7 @@ def test_stats_range_tab_is_a_fragment_for_htmx(app, org_team, acme, sale):
 
 def test_internal_clicks_can_be_included_in_the_chart(app, org_team, acme, sale):
     org_team["member"].get("/sale", headers={"User-Agent": CHROME_ON_WINDOWS})
+    shipped(app)
     owner = org_team["owner"]
     without = owner.get(f"/orgs/{acme}/links/sale/stats?range=7d", headers=HX)
     assert "count 0 human clicks" in without.get_data(as_text=True)

