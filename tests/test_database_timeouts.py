@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import csrf_token
 from tests.link_helpers import create_link, dashboard_path
+from tests.test_link_cache import SteppedClock
 
 # What the issue promises a visitor: an answer within 10 s while the database hangs.
 ANSWER_WITHIN_SECONDS = 10
@@ -113,16 +114,25 @@ def timed_get(client, path: str):
 
 def test_a_frozen_database_answers_503_within_seconds_and_recovers(proxied_app, org_team):
     proxied, proxy = proxied_app
+    clock = SteppedClock()
+    proxied.extensions["link_cache"].clock = clock
     create_link(org_team["owner"], org_team["slug"], "frozen")
     visitor = proxied.test_client()
     assert visitor.get("/frozen").status_code == 302  # a pooled connection now exists
 
     proxy.freeze()
     try:
+        # Within the refresh interval the link is served from memory, database or not.
+        cached, cached_seconds = timed_get(visitor, "/frozen")
+        # After it, the worker must ask what changed before trusting its memory.
+        clock.advance(proxied.config["LINK_CACHE_REFRESH_SECONDS"])
         redirect, redirect_seconds = timed_get(visitor, "/frozen")
         unknown, unknown_seconds = timed_get(visitor, "/no-such-link")
     finally:
         proxy.thaw()
+
+    assert cached.status_code == 302
+    assert cached_seconds < ANSWER_WITHIN_SECONDS
 
     for response, seconds in ((redirect, redirect_seconds), (unknown, unknown_seconds)):
         assert response.status_code == 503
