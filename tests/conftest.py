@@ -358,6 +358,18 @@ def org_team(signed_in_client, grant_role):
     return {"slug": slug, "owner": owner, "admin": admin, "member": member, "outsider": outsider}
 
 
+@pytest.fixture
+def owner(org_team):
+    """The signed-in owner of org_team's org."""
+    return org_team["owner"]
+
+
+@pytest.fixture
+def acme(org_team):
+    """The slug of org_team's org."""
+    return org_team["slug"]
+
+
 def run_at_once(*calls: Callable[[], object], timeout: float = 30) -> list:
     """Run each call in its own thread, released together by a barrier; return their results.
 

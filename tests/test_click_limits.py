@@ -179,12 +179,6 @@ def test_a_link_expires_at_its_expiry_time(app):
 
 
 @pytest.fixture
-def acme(org_team):
-    """The slug of org_team's org."""
-    return org_team["slug"]
-
-
-@pytest.fixture
 def once(app, org_team, acme):
     """A one-time link /once, unfurled by Slack, prefetched, tried by a colleague, then used."""
     create_link(org_team["owner"], acme, "once", "https://example.com/secret", max_clicks="1")

@@ -58,15 +58,22 @@ def test_a_cached_redirect_sends_no_sql(app, org_team, other_worker):
     assert sent == []
 
 
-def test_a_deactivated_link_is_gone_from_every_worker_within_the_refresh_interval(
-    app, org_team, other_worker
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("POST", "/orgs/acme/links/launch/deactivate", "was deactivated"),
+        ("DELETE", "/orgs/acme/links/launch", "was deleted"),
+    ],
+)
+def test_a_deactivated_or_deleted_link_is_gone_from_every_worker_within_the_refresh_interval(
+    app, org_team, other_worker, method, path, message
 ):
     worker, clock = other_worker
     owner = org_team["owner"]
     create_link(owner, org_team["slug"], "launch")
     assert visit(worker, "launch").status_code == 302
 
-    response = mutate(owner, "POST", "/orgs/acme/links/launch/deactivate", "acme")
+    response = mutate(owner, method, path, "acme")
     assert response.status_code == 200
 
     # The worker that made the change forgets the link as its transaction commits.
@@ -74,7 +81,7 @@ def test_a_deactivated_link_is_gone_from_every_worker_within_the_refresh_interva
     wait_out_refresh(worker, clock)
     gone = visit(worker, "launch")
     assert gone.status_code == 410
-    assert "was deactivated" in gone.get_data(as_text=True)
+    assert message in gone.get_data(as_text=True)
 
 
 def test_an_edited_destination_reaches_every_worker_within_the_refresh_interval(
@@ -92,20 +99,6 @@ def test_an_edited_destination_reaches_every_worker_within_the_refresh_interval(
 
     wait_out_refresh(worker, clock)
     assert visit(worker, "launch").headers["Location"] == "https://example.org/new"
-
-
-def test_a_deleted_link_is_gone_from_every_worker_within_the_refresh_interval(
-    app, org_team, other_worker
-):
-    worker, clock = other_worker
-    create_link(org_team["owner"], org_team["slug"], "launch")
-    assert visit(worker, "launch").status_code == 302
-
-    response = mutate(org_team["owner"], "DELETE", "/orgs/acme/links/launch", "acme")
-    assert response.status_code == 200
-
-    wait_out_refresh(worker, clock)
-    assert visit(worker, "launch").status_code == 410
 
 
 def test_a_new_link_resolves_where_its_slug_was_just_unknown(app, org_team, other_worker):

@@ -23,17 +23,6 @@ from tests.link_helpers import (
     update_row,
 )
 
-
-@pytest.fixture
-def owner(org_team):
-    return org_team["owner"]
-
-
-@pytest.fixture
-def acme(org_team):
-    return org_team["slug"]
-
-
 # Creating links ---------------------------------------------------------------------------
 
 

@@ -93,6 +93,13 @@ SEED_SQL = [
     " VALUES (1, 1, :now, :no, :no)",
 ]
 SEEDED_TABLES = ("orgs", "users", "memberships", "links", "clicks")
+SEED_VALUES = {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
+
+
+def seed_first_release(connection) -> None:
+    """Insert the rows of SEED_SQL."""
+    for statement in SEED_SQL:
+        connection.execute(text(statement), SEED_VALUES)
 
 
 def row_counts() -> dict[str, int]:
@@ -113,10 +120,7 @@ def test_every_migration_keeps_the_rows_up_and_down(empty_db_app):
     first, *later = reversed(revisions)
     upgrade(revision=first)
     with db.engine.begin() as connection:
-        for statement in SEED_SQL:
-            connection.execute(
-                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
-            )
+        seed_first_release(connection)
     seeded = dict.fromkeys(SEEDED_TABLES, 1)
     assert row_counts() == seeded
 
@@ -131,10 +135,7 @@ def test_every_migration_keeps_the_rows_up_and_down(empty_db_app):
 def test_human_clicks_are_counted_from_the_clicks_a_database_already_holds(empty_db_app):
     upgrade(revision="876a044d4b30")
     with db.engine.begin() as connection:
-        for statement in SEED_SQL:
-            connection.execute(
-                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
-            )
+        seed_first_release(connection)
         connection.execute(
             text(
                 "INSERT INTO clicks (id, link_id, clicked_at, is_bot, is_internal) VALUES"
@@ -153,10 +154,7 @@ def test_human_clicks_are_counted_from_the_clicks_a_database_already_holds(empty
 def test_the_rollups_are_filled_from_the_clicks_a_database_already_holds(empty_db_app):
     upgrade(revision="5f0c1a2b3c4d")
     with db.engine.begin() as connection:
-        for statement in SEED_SQL:
-            connection.execute(
-                text(statement), {"now": "2026-11-01 12:00:00.000000", "yes": True, "no": False}
-            )
+        seed_first_release(connection)
         connection.execute(
             text(
                 "INSERT INTO links (id, org_id, slug, destination, created_at, updated_at,"

@@ -16,16 +16,6 @@ from tests.link_helpers import HX, dashboard_path, insert_links
 MATCHING_KINDS = ("slug", "dest", "title")
 
 
-@pytest.fixture
-def owner(org_team):
-    return org_team["owner"]
-
-
-@pytest.fixture
-def acme(org_team):
-    return org_team["slug"]
-
-
 def shown_slugs(body: str) -> list[str]:
     """The slugs of the link rows a dashboard page or fragment shows, top to bottom."""
     return re.findall(r'<tr id="link-([a-z0-9-]+)"', body)

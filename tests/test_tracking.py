@@ -26,11 +26,6 @@ IPHONE = (
 
 
 @pytest.fixture
-def acme(org_team):
-    return org_team["slug"]
-
-
-@pytest.fixture
 def sale(org_team, acme):
     """A link /sale in acme, created by the member, pointing at https://shop.example/sale."""
     return create_link(org_team["member"], acme, "sale", "https://shop.example/sale")
