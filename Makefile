@@ -9,10 +9,10 @@ IDP_PORT ?= 9400
 PYTEST_ARGS ?= -n auto
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench
+.PHONY: help install run test lint format bench bench-reads
 
 help: ## Show this help
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,11 @@ lint: $(STAMP) ## Check style and common bugs with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP) ## Measure redirect throughput under gunicorn (BENCH_DATABASE_URL for PostgreSQL)
+bench: $(STAMP) ## Redirect vs minimal Flask: rate, p99, CPU ratios, SIGTERM click count (BENCH_DATABASE_URL: PG)
 	$(BIN)/python bench/redirects.py $(BENCH_ARGS)
+
+bench-reads: $(STAMP) ## Seed 1M links / 10M clicks (BENCH_DATABASE_URL, PostgreSQL); time the read paths
+	$(BIN)/python bench/reads.py $(BENCH_ARGS)
 
 format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff check --fix .

@@ -1,18 +1,15 @@
 """The yardstick for `make bench`: the least a Flask app can do for a short link.
 
-A dict lookup and a 302, no database, no logging; served by gunicorn with the same flags
-as Linkdeck, so the ratio between the two is what Linkdeck's own work costs.
+A dict lookup and a 302, no database; served by gunicorn with the same flags as Linkdeck
+(access log included), so the ratio between the two is what Linkdeck's own work costs.
 """
 
-import os
-
+# The harness starts gunicorn in bench/, so the sibling module imports without a package.
+from bare_app import load_destinations
 from flask import Flask, abort, redirect
 
 app = Flask(__name__)
-DESTINATIONS = {
-    f"bench{n:06d}": f"https://example.com/bench{n:06d}"
-    for n in range(int(os.environ.get("BENCH_LINKS", "1000")))
-}
+DESTINATIONS = load_destinations()
 
 
 @app.get("/<slug>")
