@@ -25,9 +25,9 @@ from datetime import datetime
 
 from flask import current_app, has_app_context
 from sqlalchemy import BigInteger, event, inspect, literal, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.database import insert_on_conflict
 from app.extensions import db
 from app.models import Link, LinkVersionCounter, Org, RetiredSlug, UTCDateTime
 
@@ -130,18 +130,20 @@ class LinkCache:
             return
         slugs, version = changes_since(self._version)
         with self._lock:
-            for slug in slugs:
-                self._links.pop(slug, None)
-                self._unknown.pop(slug, None)
+            self._drop(slugs)
             self._version = max(self._version, version)
             self._checked_at = now
 
     def forget(self, slugs: Iterable[str]) -> None:
         """Drop these slugs now (this process changed them)."""
         with self._lock:
-            for slug in slugs:
-                self._links.pop(slug, None)
-                self._unknown.pop(slug, None)
+            self._drop(slugs)
+
+    def _drop(self, slugs: Iterable[str]) -> None:
+        """Drop these slugs, found or unknown; the caller holds the lock."""
+        for slug in slugs:
+            self._links.pop(slug, None)
+            self._unknown.pop(slug, None)
 
     @staticmethod
     def _remember(entries: OrderedDict, slug: str, value, limit: int) -> None:
@@ -234,10 +236,8 @@ def changes_since(version: int) -> tuple[list[str], int]:
 def next_version(session: Session) -> int:
     """Take the next link version, locking the counter row until this transaction ends."""
     table = LinkVersionCounter.__table__
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(table)
+        insert_on_conflict(session, table)
         .values(id=1, value=1)
         .on_conflict_do_update(index_elements=[table.c.id], set_={"value": table.c.value + 1})
         .returning(table.c.value)
@@ -245,26 +245,30 @@ def next_version(session: Session) -> int:
     return session.execute(statement).scalar_one()
 
 
+def _org_change(session: Session, org_id: int) -> int:
+    """Take a new version for a change to all of an org's links, and note their slugs as
+    changed; return the version."""
+    version = next_version(session)
+    changed_slugs(session).update(
+        session.execute(select(Link.slug).where(Link.org_id == org_id)).scalars()
+    )
+    return version
+
+
 def stamp_org_links(session: Session, org_id: int) -> None:
     """Give all of an org's links a new version: something they all depend on changed."""
-    version = next_version(session)
     session.execute(
         update(Link)
         .where(Link.org_id == org_id)
-        .values(version=version, updated_at=Link.updated_at)
+        .values(version=_org_change(session, org_id), updated_at=Link.updated_at)
         .execution_options(synchronize_session=False)
-    )
-    changed_slugs(session).update(
-        session.execute(select(Link.slug).where(Link.org_id == org_id)).scalars()
     )
 
 
 def retire_org_slugs(session: Session, org_id: int, *, now: datetime) -> None:
     """Keep the slugs of an org about to be deleted as retired, stamped with a new version
     so caches learn they are gone (its links' rows go with the org)."""
-    version = next_version(session)
-    org_slugs = select(Link.slug).where(Link.org_id == org_id)
-    changed_slugs(session).update(session.execute(org_slugs).scalars())
+    version = _org_change(session, org_id)
     session.execute(
         RetiredSlug.__table__.insert().from_select(
             ["slug", "retired_at", "version"],

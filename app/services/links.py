@@ -294,17 +294,15 @@ def _list_criteria(
     return criteria
 
 
-def resolve(
-    slug: str, *, own_hosts: Iterable[str], now: datetime, cache: LinkCache | None = None
-) -> Resolution:
+def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime, cache: LinkCache) -> Resolution:
     """Decide where `GET /<slug>` goes, re-checking the stored destination on the way out.
 
-    With a `cache` (the redirect's), a slug seen before costs no database round trip.
+    The worker's `cache` answers for a slug seen before, without a database round trip.
     """
     slug = slug.lower()
     if not slugs.could_be_stored(slug):
         return Resolution("unknown")
-    target = cache.lookup(slug, load_target) if cache is not None else load_target(slug)
+    target = cache.lookup(slug, load_target)
     if target is None:
         return Resolution("unknown")
     if target is RETIRED:
