@@ -13,8 +13,10 @@ import select
 import time
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.orm import Session
 
 
 class PingTimedOut(InvalidatePoolError):
@@ -81,3 +83,10 @@ def exists_on(dialect_name: str):
         return condition is None or condition.dialect in (None, dialect_name)
 
     return include
+
+
+def insert_on_conflict(session: Session, table):
+    """An INSERT into `table` that can take an ON CONFLICT clause, for the session's
+    database (PostgreSQL, else SQLite)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)

@@ -25,20 +25,25 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import bindparam, delete, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from app.database import insert_on_conflict
 from app.extensions import db
 from app.models import Click, ClickSpoolPosition, Link, Membership
 from app.services import rollups
 from app.services.click_spool import is_final, spool_directory, spool_files
-from app.services.clicks import SPOOL_EPOCH
+from app.services.clicks import click_row
 
 log = logging.getLogger(__name__)
+
+# A failing round is retried after twice the wait of the one before, up to this.
+MAX_RETRY_SECONDS = 5.0
+# While stopping, how often to look whether the workers have closed their files.
+DRAIN_POLL_SECONDS = 0.1
 
 _CLICK_COLUMNS = (
     "link_id",
@@ -139,15 +144,12 @@ def run(
                 left = len(spool_files(directory))
                 log.error("event=click_drain_incomplete spool_files=%s", left)
                 return False
-        if read >= batch_size and not failures:
-            continue
-        pause = interval * 2**failures if failures else interval
-        # While draining, look again soon: stopping workers close their files any moment.
-        pause = min(pause, 5.0, 0.1 if stopping else pause)
-        if stopping:
-            time.sleep(pause)
-        else:
-            stop.wait(pause)
+            # Look again soon: stopping workers close their files any moment.
+            time.sleep(DRAIN_POLL_SECONDS)
+        elif failures:
+            stop.wait(min(interval * 2**failures, MAX_RETRY_SECONDS))
+        elif read < batch_size:
+            stop.wait(interval)
 
 
 @contextmanager
@@ -230,7 +232,10 @@ def _store(chunks: list[_Chunk]) -> None:
         if link_id not in live:
             # Its org was deleted between the click and now; nothing to count it on.
             continue
-        row = _click_row(record, members)
+        internal = record.get("i")
+        if internal is None:
+            internal = "u" in record and (record["u"], record["o"]) in members
+        row = click_row(record, internal=internal)
         rows.append(row)
         if "i" not in record:
             clicks[link_id] += 1
@@ -245,26 +250,6 @@ def _store(chunks: list[_Chunk]) -> None:
         rollups.add_clicks(rows)
     _save_positions(chunks)
     db.session.commit()
-
-
-def _click_row(record: dict, members: set[tuple[int, int]]) -> dict:
-    """The clicks-table row of one spool record (see app.services.clicks.click_record)."""
-    if "i" in record:
-        internal = bool(record["i"])
-    else:
-        internal = "u" in record and (record["u"], record["o"]) in members
-    return {
-        "link_id": int(record["l"]),
-        "clicked_at": SPOOL_EPOCH + timedelta(microseconds=int(record["t"])),
-        "referrer_host": record.get("r"),
-        "browser": record.get("b"),
-        "os": record.get("s"),
-        "device_type": record.get("d"),
-        "is_bot": bool(record.get("x")),
-        "is_internal": internal,
-        "country": record.get("c"),
-        "visitor_hash": record.get("h"),
-    }
 
 
 def _insert_clicks(rows: list[dict]) -> None:
@@ -305,8 +290,7 @@ def _count(clicks: Counter, people: Counter) -> None:
 def _save_positions(chunks: list[_Chunk]) -> None:
     """Record how far each file is stored, in the batch's transaction."""
     table = ClickSpoolPosition.__table__
-    dialect = db.session.connection().dialect.name
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    upsert = insert_on_conflict(db.session, table)
     now = datetime.now(UTC)
     db.session.execute(
         upsert.on_conflict_do_update(

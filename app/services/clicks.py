@@ -41,7 +41,7 @@ MAX_FAMILY_LENGTH = 64
 # Parsing a user agent costs about a millisecond; visitors share a few hundred of them.
 USER_AGENT_CACHE_SIZE = 4096
 # Spool lines give click times in microseconds since this instant.
-SPOOL_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPOOL_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # Today's salt per database engine, so the redirect reads it once a day, not once a click.
 _salt_cache: weakref.WeakKeyDictionary[Engine, tuple[date, bytes]] = weakref.WeakKeyDictionary()
@@ -330,7 +330,7 @@ def click_record(
     limit): the shipper then stores it without counting it again. Otherwise the shipper
     counts it and decides from `user_id` and `org_id` whether it was the team's own.
     """
-    record = {"l": link_id, "o": org_id, "t": (clicked_at - SPOOL_EPOCH) // _MICROSECOND}
+    record = {"l": link_id, "o": org_id, "t": (clicked_at - _SPOOL_EPOCH) // _MICROSECOND}
     optional = {
         "r": details.referrer_host,
         "b": details.browser,
@@ -344,3 +344,19 @@ def click_record(
     }
     record.update((key, value) for key, value in optional.items() if value is not None)
     return record
+
+
+def click_row(record: dict, *, internal: bool) -> dict:
+    """The clicks-table row of a spool line made by `click_record`."""
+    return {
+        "link_id": int(record["l"]),
+        "clicked_at": _SPOOL_EPOCH + int(record["t"]) * _MICROSECOND,
+        "referrer_host": record.get("r"),
+        "browser": record.get("b"),
+        "os": record.get("s"),
+        "device_type": record.get("d"),
+        "is_bot": bool(record.get("x")),
+        "is_internal": internal,
+        "country": record.get("c"),
+        "visitor_hash": record.get("h"),
+    }

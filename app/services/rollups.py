@@ -30,8 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import ARRAY, Subquery, Table, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
+from app.database import insert_on_conflict
 from app.extensions import db
 from app.models import ClickRollup, DailyVisitor
 
@@ -248,7 +249,7 @@ def _insert_in_key_order(table: Table, rows: list[dict], on_conflict):
     and never wait on each other in a circle.
     """
     if not _on_postgresql():
-        return db.session.execute(on_conflict(sqlite.insert(table)), rows)
+        return db.session.execute(on_conflict(insert_on_conflict(db.session, table)), rows)
     source = _from_arrays(rows, table.columns)
     ordered = select(source).order_by(*(source.c[column.name] for column in table.primary_key))
     insert = postgresql.insert(table).from_select(
