@@ -7,8 +7,7 @@ from datetime import datetime
 from app.extensions import db
 from app.models import Click, Link, Membership, Org, User
 from app.services import rollups
-from app.services.click_shipping import ship_pending
-from tests.link_helpers import link_row
+from tests.link_helpers import link_row, shipped
 
 CHROME_ON_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -67,8 +66,7 @@ def visit(
         headers={"User-Agent": user_agent, **headers},
         environ_overrides={"REMOTE_ADDR": ip},
     )
-    with app.app_context():
-        ship_pending()
+    shipped(app)
     return response
 
 

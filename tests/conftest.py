@@ -5,6 +5,7 @@ import contextlib
 import io
 import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -219,6 +220,13 @@ def make_app(app_config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def csrf_token_from(html: str) -> str:

@@ -25,6 +25,7 @@ from app.models import Click, ClickSpoolPosition, Link
 from app.services.click_shipping import ship_pending
 from app.services.click_spool import spool_directory, spool_files
 from tests.click_factories import make_link
+from tests.link_helpers import shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,13 +111,6 @@ def writer(app, link):
         writer.kill()
 
 
-def ship_everything(app) -> None:
-    """Run shipper rounds until a round finds nothing more to store."""
-    with app.app_context():
-        while ship_pending():
-            pass
-
-
 def stored(app, link) -> tuple[int, int, int]:
     """Click rows of the link, its click counter and its people counter."""
     with app.app_context():
@@ -136,7 +130,7 @@ def positions(app) -> list[str]:
 
 def test_clicks_of_a_worker_killed_with_sigkill_are_all_stored_once(app, link, writer):
     writer.write(30)
-    ship_everything(app)
+    shipped(app)
     assert stored(app, link) == (30, 30, 30)
     # The writer may still append, so its file stays, with its position.
     assert len(spool_files(spool_directory(app))) == 1
@@ -144,8 +138,8 @@ def test_clicks_of_a_worker_killed_with_sigkill_are_all_stored_once(app, link, w
 
     writer.write(20)
     writer.kill()
-    ship_everything(app)
-    ship_everything(app)  # a later round, as after a restart, stores nothing twice
+    shipped(app)
+    shipped(app)  # a later round, as after a restart, stores nothing twice
 
     assert stored(app, link) == (50, 50, 50)
     assert spool_files(spool_directory(app)) == []
@@ -157,7 +151,7 @@ def test_clicks_of_a_worker_stopped_gracefully_are_all_stored_and_its_file_remov
 ):
     writer.write(25)
     writer.close_and_exit()
-    ship_everything(app)
+    shipped(app)
 
     assert stored(app, link) == (25, 25, 25)
     assert spool_files(spool_directory(app)) == []
@@ -208,7 +202,7 @@ def test_a_batch_that_fails_is_stored_whole_on_the_next_round_without_duplicates
     assert stored(app, link) == (0, 0, 0)
     assert len(spool_files(spool_directory(app))) == 1
 
-    ship_everything(shipper)
+    shipped(shipper)
     assert stored(app, link) == (40, 40, 40)
     assert spool_files(spool_directory(app)) == []
 
@@ -227,7 +221,7 @@ def test_a_torn_line_is_skipped_and_logged_and_the_rest_stored(app, link, writer
         file.write(b'{"l":' + link_id + b',"o":1,"t"')
 
     with caplog.at_level(logging.ERROR, logger="app.services.click_shipping"):
-        ship_everything(app)
+        shipped(app)
 
     assert stored(app, link) == (4, 4, 4)
     assert [record.message.split()[0] for record in caplog.records] == [
@@ -246,7 +240,7 @@ def test_clicks_of_a_link_whose_org_was_deleted_meanwhile_are_dropped_not_retrie
         db.session.commit()
 
     with caplog.at_level(logging.WARNING, logger="app.services.click_shipping"):
-        ship_everything(app)
+        shipped(app)
 
     assert "event=clicks_of_deleted_links dropped=5" in caplog.text
     assert spool_files(spool_directory(app)) == []

@@ -3,7 +3,6 @@
 import logging
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from app.log_redaction import REDACTED, RedactSecrets, redact
-from tests.conftest import CLIENT_ID, TEST_SECRET_KEY
+from tests.conftest import CLIENT_ID, TEST_SECRET_KEY, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "q8Yt3v_Zr2mW9xKp4LdN7sHc1aJf6uEb0oGi5TyRwQe"
@@ -63,13 +62,6 @@ def test_the_filter_rewrites_a_record_with_arguments():
     )
     assert RedactSecrets().filter(record) is True
     assert record.getMessage() == f"GET /invitations/{REDACTED}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen) -> None:

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from app.extensions import db
 from app.models import Click, Link
 from app.services.click_spool import spool_directory, spool_files
 from tests.click_factories import make_link
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
@@ -38,12 +38,6 @@ def procfile_web_command(port: int) -> list[str]:
     command = command.replace("${WEB_CONCURRENCY:-2}", "2")
     program, *arguments = shlex.split(command)
     return [str(Path(sys.executable).parent / program), *arguments]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class WebProcess:
