@@ -6,7 +6,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 from authlib.integrations.flask_client import OAuth
@@ -51,7 +50,9 @@ from app.extensions import (
     migrate,
     unknown_slug_limiter,
 )
+from app.fast_redirects import CachedRedirects
 from app.htmx import is_partial_request
+from app.security_headers import SecurityHeaders
 from app.services.click_spool import ClickSpool, spool_directory
 from app.services.errors import DomainError
 from app.services.link_cache import LinkCache
@@ -82,11 +83,6 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SESSION_COOKIE_NAME"] = secure_cookie_name(app.config["SESSION_COOKIE_NAME"])
     _require_secret_key(app)
     _require_oidc_settings(app)
-    proxies = app.config.get("TRUSTED_PROXIES", 0)
-    if proxies > 0:
-        # Each trusted proxy appends one X-Forwarded-For hop; the client's own entries,
-        # further left, are ignored, so nobody can choose the IP they are counted as.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     register_logging(app)
     register_extensions(app)
@@ -94,6 +90,13 @@ def create_app(config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_security_headers(app)
     register_commands(app)
+    # A cached link's redirect is answered before Flask (app/fast_redirects.py).
+    app.wsgi_app = CachedRedirects(app, app.wsgi_app)
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies > 0:
+        # Each trusted proxy appends one X-Forwarded-For hop; the client's own entries,
+        # further left, are ignored, so nobody can choose the IP they are counted as.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     return app
 
 
@@ -339,31 +342,15 @@ def _render_without_context(template: str, **context) -> str:
 
 
 def register_security_headers(app: Flask) -> None:
-    """Add the headers every response should carry: CSP without inline code, no sniffing."""
-    # Signing out posts a form that redirects to the provider's end-session page, and
-    # browsers hold form redirects to form-action too: allow the provider's origin there.
-    issuer = urlsplit(app.config.get("OIDC_ISSUER") or "")
-    provider = f" {issuer.scheme}://{issuer.netloc}" if issuer.scheme and issuer.netloc else ""
-    policy = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'{provider}"
-    )
-
-    always = [
-        ("Content-Security-Policy", policy),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "strict-origin-when-cross-origin"),
-    ]
-    # Browsers that saw this once refuse plain HTTP here for a year.
-    secure_only = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
+    """Add the headers every response should carry (app/security_headers.py)."""
+    headers = app.extensions["security_headers"] = SecurityHeaders(app.config.get("OIDC_ISSUER"))
 
     @app.after_request
     def add_headers(response):
         """Set the security headers a view has not set itself."""
-        # One pass over the headers: each setdefault would scan them all again, and this
-        # runs on every redirect.
+        # One pass over the headers: each setdefault would scan them all again.
         present = {name.lower() for name, _ in response.headers}
-        for name, value in always + secure_only if request.is_secure else always:
+        for name, value in headers.for_scheme(request.is_secure):
             if name.lower() not in present:
                 response.headers.add(name, value)
         if _served_signed_in():

@@ -5,6 +5,7 @@
 for the shipper) happens behind it.
 """
 
+import contextlib
 import enum
 import functools
 import hashlib
@@ -13,6 +14,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import sys
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +22,8 @@ from urllib.parse import urlsplit
 
 import crawleruseragents
 import ua_parser
+from flask import Flask, current_app
 from sqlalchemy import delete, or_, update
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -36,6 +38,7 @@ _TABLET_FAMILIES = {"iPad", "Kindle"}
 _MOBILE_OS_FAMILIES = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"}
 _DESKTOP_OS_FAMILIES = {"Windows", "Mac OS X", "Linux", "Ubuntu", "Fedora", "Chrome OS", "FreeBSD"}
 _HOST_CHARACTERS = re.compile(r"[a-z0-9._-]+")
+_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 MAX_HOST_LENGTH = 255
 MAX_FAMILY_LENGTH = 64
 # Parsing a user agent costs about a millisecond; visitors share a few hundred of them.
@@ -43,8 +46,8 @@ USER_AGENT_CACHE_SIZE = 4096
 # Spool lines give click times in microseconds since this instant.
 _SPOOL_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-# Today's salt per database engine, so the redirect reads it once a day, not once a click.
-_salt_cache: weakref.WeakKeyDictionary[Engine, tuple[date, bytes]] = weakref.WeakKeyDictionary()
+# Today's salt per app, so the redirect reads it once a day, not once a click.
+_salt_cache: weakref.WeakKeyDictionary[Flask, tuple[date, bytes]] = weakref.WeakKeyDictionary()
 
 
 class ClickOutcome(enum.Enum):
@@ -202,10 +205,12 @@ def visitor_hash(remote_addr: str | None, user_agent: str, *, salt: bytes) -> st
     counted within a day but never followed across days or turned back into an IP."""
     if not remote_addr:
         return None
-    try:
-        ip = str(ipaddress.ip_address(remote_addr.strip()))
-    except ValueError:
-        ip = remote_addr.strip()
+    ip = remote_addr.strip()
+    if not _DOTTED_QUAD.fullmatch(ip):
+        # IPv6 has many spellings of one address: one form, so they hash alike. A dotted
+        # quad needs no parsing: ipaddress gives back the same text or refuses it.
+        with contextlib.suppress(ValueError):
+            ip = str(ipaddress.ip_address(ip))
     return hmac.new(salt, f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -215,9 +220,10 @@ def daily_salt(day: date) -> bytes:
     Making it also deletes every older salt: from then on, earlier days' hashes can not be
     recomputed from a guessed IP address.
     """
-    cached = _salt_cache.get(db.engine)
-    if cached is not None and cached[0] == day:
-        return cached[1]
+    app = current_app._get_current_object()
+    cached = cached_salt(app, day)
+    if cached is not None:
+        return cached
     row = db.session.get(VisitorSalt, day)
     if row is None:
         try:
@@ -231,8 +237,14 @@ def daily_salt(day: date) -> bytes:
             db.session.rollback()
         row = db.session.execute(db.select(VisitorSalt).filter_by(day=day)).scalar_one()
     salt = bytes.fromhex(row.salt)
-    _salt_cache[db.engine] = (day, salt)
+    _salt_cache[app] = (day, salt)
     return salt
+
+
+def cached_salt(app: Flask, day: date) -> bytes | None:
+    """The salt of `day` if `app` has read it already (no database needed), else None."""
+    cached = _salt_cache.get(app)
+    return cached[1] if cached is not None and cached[0] == day else None
 
 
 def record_visit(
@@ -262,28 +274,67 @@ def record_visit(
             internal = visit.user_id is not None and is_member(visit.user_id, org_id)
             if not _count_within_limit(link_id, human=not details.is_bot and not internal):
                 return ClickOutcome.LIMIT_REACHED
-        spool.append(
-            click_record(
-                link_id=link_id,
-                org_id=org_id,
-                clicked_at=now,
-                details=details,
-                user_id=visit.user_id,
-                internal=internal,
-            )
-        )
-    except Exception as error:
+    except Exception:
         db.session.rollback()
-        # One line a log drain can count and reconcile later, then the traceback.
-        log.error(
-            "event=click_dropped link_id=%s clicked_at=%s error=%s",
-            link_id,
-            now.isoformat(),
-            type(error).__name__,
-            exc_info=True,
-        )
+        _log_dropped(link_id, now)
+        return ClickOutcome.DROPPED
+    return _spool_click(
+        link_id, org_id, details, user_id=visit.user_id, internal=internal, now=now, spool=spool
+    )
+
+
+def record_cached_visit(
+    link_id: int, org_id: int, visit: Visit, *, salt: bytes, now: datetime, spool: ClickSpool
+) -> ClickOutcome:
+    """Count a visit to a link without a click limit, by an anonymous visitor, given the
+    day's salt: no database at all, for the cached redirect (app/fast_redirects.py).
+
+    Never raises, like `record_visit`.
+    """
+    try:
+        details = describe_visit(visit, salt=salt)
+    except Exception:
+        _log_dropped(link_id, now)
+        return ClickOutcome.DROPPED
+    return _spool_click(link_id, org_id, details, user_id=None, internal=None, now=now, spool=spool)
+
+
+def _spool_click(
+    link_id: int,
+    org_id: int,
+    details: VisitDetails,
+    *,
+    user_id: int | None,
+    internal: bool | None,
+    now: datetime,
+    spool: ClickSpool,
+) -> ClickOutcome:
+    """Append the click to the spool; DROPPED (and logged) when the disk refuses it."""
+    record = click_record(
+        link_id=link_id,
+        org_id=org_id,
+        clicked_at=now,
+        details=details,
+        user_id=user_id,
+        internal=internal,
+    )
+    try:
+        spool.append(record)
+    except Exception:
+        _log_dropped(link_id, now)
         return ClickOutcome.DROPPED
     return ClickOutcome.COUNTED
+
+
+def _log_dropped(link_id: int, now: datetime) -> None:
+    """One line a log drain can count and reconcile later, then the traceback."""
+    log.error(
+        "event=click_dropped link_id=%s clicked_at=%s error=%s",
+        link_id,
+        now.isoformat(),
+        type(sys.exception()).__name__,
+        exc_info=True,
+    )
 
 
 def _count_within_limit(link_id: int, *, human: bool) -> bool:

@@ -103,6 +103,18 @@ class LinkCache:
                 self._remember(self._links, slug, target, self.max_links)
         return target
 
+    def peek(self, slug: str) -> LinkTarget | str | None:
+        """The cached target of `slug` (a LinkTarget or RETIRED) when memory alone may
+        answer for it: the slug is cached and no refresh is due. None otherwise, and then
+        `lookup`, in an app context, decides."""
+        if self.clock() - self._checked_at >= self.refresh_seconds:
+            return None
+        with self._lock:
+            target = self._links.get(slug)
+            if target is not None:
+                self._links.move_to_end(slug)
+            return target
+
     def warm(self, targets: Callable[[int], Iterable[tuple[str, LinkTarget]]]) -> int:
         """Fill the cache with `targets(max_links)` (slug, target) pairs; return how many.
 

@@ -18,7 +18,7 @@ from app.models import MAX_INTEGER, Link, LinkChange, Membership, RetiredSlug, U
 from app.services import slugs
 from app.services.destinations import validate_destination
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from app.services.link_cache import RETIRED, LinkCache, load_target
+from app.services.link_cache import RETIRED, LinkCache, LinkTarget, load_target
 from app.services.orgs import has_role
 from app.services.text import clean_line
 
@@ -302,7 +302,13 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime, cache: LinkCa
     slug = slug.lower()
     if not slugs.could_be_stored(slug):
         return Resolution("unknown")
-    target = cache.lookup(slug, load_target)
+    return resolution_of(cache.lookup(slug, load_target), own_hosts=tuple(own_hosts), now=now)
+
+
+def resolution_of(
+    target: LinkTarget | str | None, *, own_hosts: tuple[str, ...], now: datetime
+) -> Resolution:
+    """Where a link's target (as the link cache holds it) leads at `now`."""
     if target is None:
         return Resolution("unknown")
     if target is RETIRED:
@@ -314,9 +320,7 @@ def resolve(slug: str, *, own_hosts: Iterable[str], now: datetime, cache: LinkCa
         return Resolution("deactivated", link_id=target.link_id)
     if (target.expires_at is not None and target.expires_at <= now) or target.used_up:
         return Resolution("expired", link_id=target.link_id)
-    destination, problem = _checked_destination(
-        target.destination, tuple(own_hosts), target.allow_private
-    )
+    destination, problem = _checked_destination(target.destination, own_hosts, target.allow_private)
     if destination is None:
         return Resolution("unsafe", link_id=target.link_id, problem=problem)
     return Resolution(

@@ -2,13 +2,14 @@
 
 from dataclasses import replace
 
-from flask import current_app, jsonify, redirect, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.blueprints.redirects import bp
 from app.extensions import db, unknown_slug_limiter
+from app.fast_redirects import redirect_response
 from app.models import utcnow
 from app.services import links as link_service
 from app.services.clicks import ClickOutcome, Visit, record_visit
@@ -57,6 +58,9 @@ def robots_txt():
 def follow(slug: str):
     """Redirect to the link's destination and count the click, or explain why it leads nowhere.
 
+    Most visits to a cached link are answered before Flask, by app/fast_redirects.py, the
+    same way; this view answers the rest (the first visit, a member's, a dead end).
+
     `/<slug>+` shows where the link goes instead, and HEAD requests are answered without
     being counted: neither is a visit. Unknown slugs count towards UNKNOWN_SLUG_LIMIT per IP.
     """
@@ -83,7 +87,8 @@ def follow(slug: str):
         # Another visitor took the last click allowed: the link expired under us.
         response = _dead_end(slug, replace(resolution, outcome="expired"))
     else:
-        response = redirect(resolution.destination, 302)
+        headers, body = redirect_response(resolution.destination)
+        return current_app.response_class(body, 302, headers)
     # Destinations change and links get deactivated: no browser or proxy may remember this.
     response.headers["Cache-Control"] = "no-store"
     return response
