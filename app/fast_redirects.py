@@ -65,6 +65,23 @@ def redirect_response(destination: str) -> tuple[list[tuple[str, str]], bytes]:
     return headers, body
 
 
+def visit_of(environ: dict, *, country_header: str | None, user_id: int | None = None) -> Visit:
+    """What a redirect request says about its visitor, read from the WSGI environ (Flask's
+    request.headers would rebuild each header name, on every click).
+
+    `country_header` is the CDN's trusted country header, if one is configured.
+    """
+    country_key = "HTTP_" + country_header.upper().replace("-", "_") if country_header else None
+    return Visit(
+        user_agent=environ.get("HTTP_USER_AGENT"),
+        referrer=environ.get("HTTP_REFERER"),
+        remote_addr=environ.get("REMOTE_ADDR"),
+        country=environ.get(country_key) if country_key else None,
+        purpose=environ.get("HTTP_SEC_PURPOSE") or environ.get("HTTP_PURPOSE"),
+        user_id=user_id,
+    )
+
+
 class CachedRedirects:
     """WSGI middleware answering cached links' redirects; everything else goes to
     `wsgi_app` (Flask's)."""
@@ -107,18 +124,10 @@ class CachedRedirects:
         salt = cached_salt(self.app, now.date())
         if resolution.outcome != "redirect" or salt is None:
             return None
-        country_header = config["COUNTRY_HEADER"]
-        visit = Visit(
-            user_agent=environ.get("HTTP_USER_AGENT"),
-            referrer=environ.get("HTTP_REFERER"),
-            remote_addr=environ.get("REMOTE_ADDR"),
-            country=_header(environ, country_header) if country_header else None,
-            purpose=environ.get("HTTP_SEC_PURPOSE") or environ.get("HTTP_PURPOSE"),
-        )
         record_cached_visit(
             resolution.link_id,
             resolution.org_id,
-            visit,
+            visit_of(environ, country_header=config["COUNTRY_HEADER"]),
             salt=salt,
             now=now,
             spool=extensions["click_spool"],
@@ -153,8 +162,3 @@ class CachedRedirects:
         if len(self._hosts) < _MAX_REMEMBERED_HOSTS:
             self._hosts[key] = hosts
         return hosts
-
-
-def _header(environ: dict, name: str) -> str | None:
-    """The value of the request header `name`, read from the WSGI environ."""
-    return environ.get("HTTP_" + name.upper().replace("-", "_"))

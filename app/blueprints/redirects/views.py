@@ -9,10 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.blueprints.redirects import bp
 from app.extensions import db, unknown_slug_limiter
-from app.fast_redirects import redirect_response
+from app.fast_redirects import redirect_response, visit_of
 from app.models import utcnow
 from app.services import links as link_service
-from app.services.clicks import ClickOutcome, Visit, record_visit
+from app.services.clicks import ClickOutcome, record_visit
 from app.services.destinations import own_hosts
 
 # What a visitor reads when a short link does not lead anywhere (status, title, message).
@@ -106,15 +106,9 @@ def _count_unknown_slug() -> None:
 
 def _count_visit(resolution: link_service.Resolution, now) -> ClickOutcome:
     """Hand what this request says about its visitor to the click recorder."""
-    country_header = current_app.config.get("COUNTRY_HEADER")
-    # The WSGI environ directly: request.headers rebuilds each name, on every click.
-    environ = request.environ
-    visit = Visit(
-        user_agent=environ.get("HTTP_USER_AGENT"),
-        referrer=environ.get("HTTP_REFERER"),
-        remote_addr=request.remote_addr,
-        country=request.headers.get(country_header) if country_header else None,
-        purpose=environ.get("HTTP_SEC_PURPOSE") or environ.get("HTTP_PURPOSE"),
+    visit = visit_of(
+        request.environ,
+        country_header=current_app.config.get("COUNTRY_HEADER"),
         user_id=_signed_in_user_id(),
     )
     return record_visit(
