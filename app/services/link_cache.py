@@ -89,12 +89,9 @@ class LinkCache:
         calling `load(slug)` on a miss and remembering what it found."""
         self.refresh_if_due()
         with self._lock:
-            target = self._links.get(slug)
-            if target is not None:
-                self._links.move_to_end(slug)
+            target = self._recall(slug)
+            if target is not None or slug in self._unknown:
                 return target
-            if slug in self._unknown:
-                return None
         target = load(slug)
         with self._lock:
             if target is None:
@@ -107,13 +104,10 @@ class LinkCache:
         """The cached target of `slug` (a LinkTarget or RETIRED) when memory alone may
         answer for it: the slug is cached and no refresh is due. None otherwise, and then
         `lookup`, in an app context, decides."""
-        if self.clock() - self._checked_at >= self.refresh_seconds:
+        if self._refresh_due(self.clock()):
             return None
         with self._lock:
-            target = self._links.get(slug)
-            if target is not None:
-                self._links.move_to_end(slug)
-            return target
+            return self._recall(slug)
 
     def warm(self, targets: Callable[[int], Iterable[tuple[str, LinkTarget]]]) -> int:
         """Fill the cache with `targets(max_links)` (slug, target) pairs; return how many.
@@ -133,7 +127,7 @@ class LinkCache:
     def refresh_if_due(self) -> None:
         """Forget what changed elsewhere since the last look, if that was long enough ago."""
         now = self.clock()
-        if now - self._checked_at < self.refresh_seconds:
+        if not self._refresh_due(now):
             return
         if self._version is None:
             # Nothing cached yet, so nothing can be stale: start from the present.
@@ -150,6 +144,17 @@ class LinkCache:
         """Drop these slugs now (this process changed them)."""
         with self._lock:
             self._drop(slugs)
+
+    def _refresh_due(self, now: float) -> bool:
+        """Tell whether the last look at the database is `refresh_seconds` old at `now`."""
+        return now - self._checked_at >= self.refresh_seconds
+
+    def _recall(self, slug: str) -> LinkTarget | str | None:
+        """The cached target of `slug`, marked as just used; the caller holds the lock."""
+        target = self._links.get(slug)
+        if target is not None:
+            self._links.move_to_end(slug)
+        return target
 
     def _drop(self, slugs: Iterable[str]) -> None:
         """Drop these slugs, found or unknown; the caller holds the lock."""
