@@ -25,8 +25,6 @@ from flask import (
 )
 from flask_login import login_url
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
@@ -142,22 +140,6 @@ def register_logging(app: Flask) -> None:
         handler.addFilter(log_redaction.RedactSecrets())
         app.logger.handlers[:] = [handler]
         app.logger.setLevel(logging.INFO)
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record):
-    """Enforce foreign keys on SQLite and let readers go on while one connection writes
-    (its busy timeout comes from the engine's options).
-
-    In SQLite's default journal mode a reader waits for a writer's commit: each worker's
-    once-a-second link-cache refresh waited for the click shipper's batch, up to a second
-    (a p99 of 1 s in `make bench`). In WAL mode readers see the last commit meanwhile.
-    """
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
 
 
 def register_extensions(app: Flask) -> None:

@@ -50,8 +50,6 @@ DIMENSION_COLUMNS = {
 _ROLLUP_KEY = tuple(column.name for column in ClickRollup.__table__.primary_key)
 # Visitor rows looked up per statement on SQLite, well within its limit on parameters.
 _VISITOR_KEYS_PER_QUERY = 500
-
-
 # DailyVisitor's columns, key first, as the shipper's rows list them.
 _VISITOR_COLUMNS = ["link_id", "day", "scope", "visitor_hash", "first_hour", "last_hour"]
 # A visitor row's primary key: link id, UTC day, scope and visitor hash.
