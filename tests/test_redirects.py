@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func
 
 from app.extensions import db
-from app.models import Click, utcnow
-from tests.link_helpers import create_link, link_row, update_row
+from app.models import Click, Org, utcnow
+from tests.link_helpers import create_link, link_row, shipped, update_row
 
 
 @pytest.fixture
@@ -116,6 +116,22 @@ def test_a_stored_destination_the_redirect_can_not_send_is_disabled_and_counts_n
     assert link.click_count == 0
     with app.app_context():
         assert db.session.execute(db.select(func.count(Click.id))).scalar_one() == 0
+
+
+def test_a_link_to_one_of_our_hosts_redirects_only_through_our_other_hosts(app, client, links):
+    with app.app_context():
+        db.session.execute(db.update(Org).values(allow_private_destinations=True))
+        db.session.commit()
+    update_row(app, "launch", destination="http://localhost/wiki")
+
+    # The second round is answered from the worker's memory, which must not carry the
+    # first host's verdict over to the other.
+    for _ in range(2):
+        through_other_host = client.get("/launch", base_url="http://127.0.0.1")
+        assert through_other_host.headers["Location"] == "http://localhost/wiki"
+        assert client.get("/launch", base_url="http://localhost").status_code == 410
+    shipped(app)
+    assert link_row(app, "launch").click_count == 2
 
 
 @pytest.fixture

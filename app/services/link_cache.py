@@ -35,9 +35,12 @@ from app.models import Link, LinkVersionCounter, Org, RetiredSlug, UTCDateTime
 _CHANGED_SLUGS = "linkdeck_changed_slugs"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class LinkTarget:
-    """What deciding a redirect needs to know about a link, detached from any session."""
+    """What deciding a redirect needs to know about a link, detached from any session.
+
+    Nothing changes a target once made but `safe_for`: a link's change makes a new one.
+    """
 
     link_id: int
     org_id: int
@@ -49,6 +52,9 @@ class LinkTarget:
     limited: bool
     # A limited link whose people have used up its clicks (read fresh on every visit).
     used_up: bool = False
+    # The own hosts `destination` was last found safe to redirect to as it stands
+    # (links.resolution_of), so a cached link is validated once, not on every visit.
+    safe_for: tuple[str, ...] | None = None
 
 
 # The slug belonged to a link of a deleted org: gone for good, never unknown.

@@ -27,7 +27,8 @@ MAX_TITLE_LENGTH = 200
 MAX_QUERY_LENGTH = 200
 # Random slugs collide rarely (36**8 values); five misses in a row means something is wrong.
 RANDOM_SLUG_ATTEMPTS = 5
-# Distinct (destination, hosts) pairs whose redirect check is remembered.
+# Distinct (destination, hosts) pairs whose redirect check is remembered, for targets read
+# afresh (links with a click limit); a cached target remembers its own (LinkTarget.safe_for).
 DESTINATION_CHECK_CACHE_SIZE = 65536
 STATUS_FILTERS = ("all", "active", "inactive", "expired")
 # What the link page's history calls each field a change can record.
@@ -320,9 +321,16 @@ def resolution_of(
         return Resolution("deactivated", link_id=target.link_id)
     if (target.expires_at is not None and target.expires_at <= now) or target.used_up:
         return Resolution("expired", link_id=target.link_id)
-    destination, problem = _checked_destination(target.destination, own_hosts, target.allow_private)
-    if destination is None:
-        return Resolution("unsafe", link_id=target.link_id, problem=problem)
+    if target.safe_for == own_hosts:
+        destination = target.destination
+    else:
+        destination, problem = _checked_destination(
+            target.destination, own_hosts, target.allow_private
+        )
+        if destination is None:
+            return Resolution("unsafe", link_id=target.link_id, problem=problem)
+        if destination == target.destination:
+            target.safe_for = own_hosts
     return Resolution(
         "redirect",
         destination=destination,
