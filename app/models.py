@@ -342,20 +342,19 @@ class ClickSpoolPosition(db.Model):
 
 
 class ClickRollup(db.Model):
-    """A link's clicks added up per UTC hour, per UTC day and over all time, so statistics
-    never read the raw clicks.
+    """A link's clicks added up per UTC hour and per UTC day, so statistics never read the
+    raw clicks (app/services/rollups.py).
 
-    `period` is "hour", "day" or "all"; `bucket_start` is the start of the UTC hour or day,
-    and 1970-01-01 for "all". `dimension` says what `value` is:
+    `period` is "hour" or "day", and "all" for all-time totals; `bucket_start` is the
+    start of the UTC hour or day, and 1970-01-01 for "all". `dimension` says what `value`
+    is:
 
-    - "total" (value ""): every click, bots and the team's own included, split by `is_bot`
-      and `is_internal`.
-    - "referrer", "browser", "os", "device", "country": clicks by people (never bots, so
-      `is_bot` is false) per value of that field, "" when it was unknown.
-    - "visitors" (day and all): unique visitors per UTC day (summed over days for "all"),
-      with `value` the scope: "all" people, or "external" ones outside the link's org.
-    - "first_visit" and "last_visit" (hour): how many of that day's visitors came first,
-      or last, in the hour; they make the 24-hour range's unique visitors exact.
+    - "total" (value ""; hour, day and all): every click, bots and the team's own
+      included, split by `is_bot` and `is_internal`.
+    - "referrer", "browser", "os", "device", "country" (hour and day): clicks by people
+      (never bots, so `is_bot` is false) per value of that field, "" when it was unknown.
+    - "visitors" (day): unique visitors of the UTC day, with `value` the scope: "all"
+      people, or "external" ones outside the link's org.
 
     The key leads with (link_id, period, dimension, bucket_start), so each figure of a
     range is read by one index range scan.

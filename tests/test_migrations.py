@@ -173,3 +173,32 @@ def test_the_rollups_are_filled_from_the_clicks_a_database_already_holds(empty_d
     upgrade()
 
     assert_stats_match_raw_clicks([1, 2, 3])
+
+
+def rollup_rows() -> list[tuple]:
+    """Every rollup row, in key order."""
+    with db.engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT * FROM click_rollups ORDER BY link_id, period, dimension,"
+                " bucket_start, value, is_bot, is_internal"
+            )
+        ).all()
+
+
+def test_downgrading_the_smaller_rollups_rebuilds_the_rows_they_dropped(empty_db_app):
+    upgrade(revision="5f0c1a2b3c4d")
+    with db.engine.begin() as connection:
+        seed_first_release(connection)
+        clicks = random_clicks(random.Random(5), [1], 300)
+        connection.execute(
+            insert(Click.__table__), [{**click, "id": n} for n, click in enumerate(clicks, 2)]
+        )
+    upgrade(revision="6a1b2c3d4e5f")
+    filled = rollup_rows()
+
+    upgrade(revision="7c2d3e4f5a6b")
+    assert len(rollup_rows()) < len(filled)
+    downgrade(revision="6a1b2c3d4e5f")
+
+    assert rollup_rows() == filled

@@ -15,16 +15,19 @@ comes back on three days is three unique visitors over 30 days: that is the pric
 never storing IP addresses, and it is also exactly what counting distinct hashes in the
 raw clicks gives. The 24-hour range spans two UTC days; it counts yesterday's visitors
 whose last click that day fell inside the window and today's whose first click did, so
-it is exact too.
+it is exact too. (It counts their DailyVisitor rows: two days of one link's visitors.)
+
+Ranges of days read the daily rows; "all" adds up every day before the range ends, so a
+year of a link's history is a few hundred rows per figure.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, not_, select, union_all
+from sqlalchemy import func, not_, select
 
 from app.extensions import db
-from app.models import ClickRollup
+from app.models import ClickRollup, DailyVisitor
 from app.services.rollups import DIMENSION_COLUMNS
 
 RANGES = ("24h", "7d", "30d", "90d", "all")
@@ -78,13 +81,11 @@ def parse_range(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class _Slice:
-    """The rollup rows of one period whose buckets start in [since, until), added up
-    (sign 1) or taken away (sign -1)."""
+    """The rollup rows of one period whose buckets start in [since, until)."""
 
     period: str
     since: datetime | None = None
     until: datetime | None = None
-    sign: int = 1
 
 
 def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: datetime) -> LinkStats:
@@ -96,10 +97,10 @@ def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: dat
     step = timedelta(hours=1) if hourly else timedelta(days=1)
     starts = _bucket_starts(chart_start, now, step)
     end = starts[-1] + step
-    chart = [_Slice("hour" if hourly else "day", chart_start, end)]
-    # "all" counts every click in its totals and lists, even those before the chart starts:
-    # the all-time rows, less any of days after the range (a clock running ahead).
-    in_range = [_Slice("all"), _Slice("day", since=end, sign=-1)] if range_key == "all" else chart
+    chart = _Slice("hour" if hourly else "day", chart_start, end)
+    # "all" counts every click in its totals and lists, even those before the chart starts
+    # (but none of days after the range: a clock running ahead).
+    in_range = _Slice("day", until=end) if range_key == "all" else chart
 
     totals = _totals(link_id, in_range)
     human = sum(
@@ -109,10 +110,7 @@ def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: dat
     )
     scope = "all" if include_internal else "external"
     if hourly:
-        # Yesterday's visitors last seen inside the window and today's first seen in it.
-        today = _start_of_day(starts[-1].date())
-        yesterday = _sum(link_id, "last_visit", [_Slice("hour", chart_start, today)], scope)
-        visitors = yesterday + _sum(link_id, "first_visit", [_Slice("hour", today, end)], scope)
+        visitors = _visitors_in_hours(link_id, chart_start, end, scope)
     else:
         visitors = _sum(link_id, "visitors", in_range, scope)
     tops = {
@@ -172,17 +170,30 @@ def _bucket_starts(first: datetime, now: datetime, step: timedelta) -> list[date
     return starts
 
 
-def _rows(link_id: int, dimension: str, slices: list[_Slice], *columns, where=()):
-    """The link's rollup rows of `dimension` in the slices, as a subquery of `columns` and
-    their `clicks` (negated in slices taken away).
+def _visitors_in_hours(link_id: int, since: datetime, until: datetime, scope: str) -> int:
+    """The visitors of a window of whole hours spanning at most two UTC days: the first
+    day's visitors last seen inside it and the second day's first seen inside it."""
+    first_day, last_day = since.date(), (until - timedelta(hours=1)).date()
+    visitors = DailyVisitor.link_id == link_id, DailyVisitor.scope == scope
+    seen = [
+        (first_day, [DailyVisitor.last_hour >= since, DailyVisitor.last_hour < until]),
+        (last_day, [DailyVisitor.first_hour < until]),
+    ]
+    return sum(
+        db.session.execute(
+            select(func.count()).where(*visitors, DailyVisitor.day == day, *inside)
+        ).scalar_one()
+        for day, inside in (seen if first_day != last_day else seen[:1])
+    )
 
-    Each slice is one range of the primary key (link, period, dimension, bucket start).
+
+def _rows(link_id: int, dimension: str, piece: _Slice, *columns, where=()):
+    """The link's rollup rows of `dimension` in the slice, as a subquery of `columns` and
+    their `clicks`: one range of the primary key (link, period, dimension, bucket start).
     """
-    selects = [
-        select(
-            *columns,
-            (ClickRollup.clicks if piece.sign > 0 else -ClickRollup.clicks).label("clicks"),
-        ).where(
+    return (
+        select(*columns, ClickRollup.clicks)
+        .where(
             ClickRollup.link_id == link_id,
             ClickRollup.period == piece.period,
             ClickRollup.dimension == dimension,
@@ -190,14 +201,13 @@ def _rows(link_id: int, dimension: str, slices: list[_Slice], *columns, where=()
             *([] if piece.until is None else [ClickRollup.bucket_start < piece.until]),
             *where,
         )
-        for piece in slices
-    ]
-    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
+        .subquery()
+    )
 
 
-def _totals(link_id: int, slices: list[_Slice]) -> dict[tuple[bool, bool], int]:
-    """Every click in the slices, by (is_bot, is_internal)."""
-    rows = _rows(link_id, "total", slices, ClickRollup.is_bot, ClickRollup.is_internal)
+def _totals(link_id: int, piece: _Slice) -> dict[tuple[bool, bool], int]:
+    """Every click in the slice, by (is_bot, is_internal)."""
+    rows = _rows(link_id, "total", piece, ClickRollup.is_bot, ClickRollup.is_internal)
     grouped = db.session.execute(
         select(rows.c.is_bot, rows.c.is_internal, func.sum(rows.c.clicks)).group_by(
             rows.c.is_bot, rows.c.is_internal
@@ -206,14 +216,14 @@ def _totals(link_id: int, slices: list[_Slice]) -> dict[tuple[bool, bool], int]:
     return {(bool(is_bot), bool(is_internal)): int(n) for is_bot, is_internal, n in grouped}
 
 
-def _sum(link_id: int, dimension: str, slices: list[_Slice], value: str) -> int:
-    """The clicks (or visitors) of one dimension's value in the slices."""
-    rows = _rows(link_id, dimension, slices, where=[ClickRollup.value == value])
+def _sum(link_id: int, dimension: str, piece: _Slice, value: str) -> int:
+    """The clicks (or visitors) of one dimension's value in the slice."""
+    rows = _rows(link_id, dimension, piece, where=[ClickRollup.value == value])
     return int(db.session.execute(select(func.sum(rows.c.clicks))).scalar_one() or 0)
 
 
 def _series(
-    link_id: int, chart: list[_Slice], starts: list[datetime], *, include_internal: bool
+    link_id: int, chart: _Slice, starts: list[datetime], *, include_internal: bool
 ) -> list[Bucket]:
     """People's clicks per bucket of the chart, zero for buckets without any."""
     people = [not_(ClickRollup.is_bot)]
@@ -228,12 +238,10 @@ def _series(
     return [Bucket(start=start, count=int(counts.get(start, 0))) for start in starts]
 
 
-def _top(
-    link_id: int, dimension: str, slices: list[_Slice], *, include_internal: bool
-) -> list[TopEntry]:
+def _top(link_id: int, dimension: str, piece: _Slice, *, include_internal: bool) -> list[TopEntry]:
     """The TOP_LIMIT most frequent values of a dimension among people's clicks."""
     where = [] if include_internal else [not_(ClickRollup.is_internal)]
-    rows = _rows(link_id, dimension, slices, ClickRollup.value, where=where)
+    rows = _rows(link_id, dimension, piece, ClickRollup.value, where=where)
     count = func.sum(rows.c.clicks)
     label = rows.c.value
     if db.session.get_bind().dialect.name == "postgresql":
@@ -242,8 +250,6 @@ def _top(
     found = db.session.execute(
         select(rows.c.value, count)
         .group_by(rows.c.value)
-        # "All time" less later days can leave a value with nothing in the range.
-        .having(count > 0)
         # Ties broken by label, unknown ("") last, so the list is the same on both databases.
         .order_by(count.desc(), rows.c.value == "", label)
         .limit(TOP_LIMIT)

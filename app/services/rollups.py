@@ -1,11 +1,12 @@
-"""Click rollups: per-link counts per UTC hour, per UTC day and over all time, which the
-statistics read instead of the raw clicks (see ClickRollup and DailyVisitor in app/models.py).
+"""Click rollups: per-link counts per UTC hour and per UTC day, and all-time totals, which
+the statistics read instead of the raw clicks (see ClickRollup and DailyVisitor in
+app/models.py).
 
 The click shipper calls `add_clicks` with each batch, in the batch's transaction, so the
-rollups always hold exactly the stored clicks. What a batch adds:
+rollups always hold exactly the stored clicks. What a batch adds, per hour and per day:
 
 - "total" rows count every click, bots and the team's own included, by `is_bot` and
-  `is_internal`.
+  `is_internal` (and per link over all time too, for the links CSV).
 - One row per dimension ("referrer", "browser", "os", "device", "country") and value
   counts people's clicks: bot clicks are left out, because the top lists show people only.
   An unknown value is stored as "".
@@ -13,11 +14,15 @@ rollups always hold exactly the stored clicks. What a batch adds:
   every day, so the same person on another day is another visitor). Each (link, day,
   scope, hash) is one DailyVisitor row holding the hours of its first and last click;
   scope "all" counts every person, "external" only those outside the link's org. A
-  hash's first insert adds 1 to the day's and the all-time "visitors" count and to the
-  "first_visit" and "last_visit" counts of its hours; a later click that moves its first
-  or last hour moves it from one hourly count to the other. A count changes only in the
-  transaction that inserts or moves the visitor row behind it, so the counts stay exact
-  however clicks are batched and in whatever order batches arrive.
+  hash's first insert adds 1 to the day's "visitors" count; a later click only moves the
+  row's first or last hour. A count changes only in the transaction that inserts the
+  visitor row behind it, so the counts stay exact however clicks are batched and in
+  whatever order batches arrive.
+
+Anything wider is a sum of these rows at read time (app/services/analytics.py): all-time
+top lists and visitors are sums of the days. Every row written costs the shipper and the
+database alike, and a click on a link not yet clicked in its hour writes one row per
+figure, so only what a read could not add up quickly is stored.
 
 Two shippers (one per dyno) may add clicks at the same time on PostgreSQL. A visitor row
 is created by INSERT ... ON CONFLICT DO NOTHING, so exactly one of them counts it as new;
@@ -84,7 +89,7 @@ def _hour_start(at: datetime) -> datetime:
 def _click_counts(clicks: Iterable[Mapping]) -> Counter:
     """Each "total" and dimension row's added clicks, keyed like ClickRollup's primary key."""
     # Clicks alike in link, hour and every counted field collapse first: each one stands
-    # for 18 rollup rows, and a batch holds many alike.
+    # for 13 rollup rows, and a batch holds many alike.
     alike = Counter(
         (
             click["link_id"],
@@ -97,7 +102,8 @@ def _click_counts(clicks: Iterable[Mapping]) -> Counter:
     )
     counts = Counter()
     for (link_id, hour, is_bot, is_internal, *values), n in alike.items():
-        for period, start in (("hour", hour), ("day", hour.replace(hour=0)), ("all", ALL_TIME)):
+        counts[(link_id, "all", "total", ALL_TIME, "", is_bot, is_internal)] += n
+        for period, start in (("hour", hour), ("day", hour.replace(hour=0))):
             counts[(link_id, period, "total", start, "", is_bot, is_internal)] += n
             if not is_bot:
                 for dimension, value in zip(DIMENSION_COLUMNS, values, strict=True):
@@ -125,25 +131,13 @@ def _visitor_counts(visits: dict[VisitorKey, tuple[datetime, datetime]]) -> Coun
     keys = sorted(visits)
     new = _insert_new_visitors(keys, visits)
     counts = Counter()
-    for key in new:
-        link_id, day, scope, _ = key
-        first, last = visits[key]
+    for link_id, day, scope, _ in new:
         day_start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         counts[(link_id, "day", "visitors", day_start, scope, False, False)] += 1
-        counts[(link_id, "all", "visitors", ALL_TIME, scope, False, False)] += 1
-        counts[(link_id, "hour", "first_visit", first, scope, False, False)] += 1
-        counts[(link_id, "hour", "last_visit", last, scope, False, False)] += 1
     moved = []
     for key, old_first, old_last in _locked_hours([key for key in keys if key not in new]):
-        link_id, _, scope, _ = key
         first = min(old_first, visits[key][0])
         last = max(old_last, visits[key][1])
-        if first != old_first:
-            counts[(link_id, "hour", "first_visit", old_first, scope, False, False)] -= 1
-            counts[(link_id, "hour", "first_visit", first, scope, False, False)] += 1
-        if last != old_last:
-            counts[(link_id, "hour", "last_visit", old_last, scope, False, False)] -= 1
-            counts[(link_id, "hour", "last_visit", last, scope, False, False)] += 1
         if (first, last) != (old_first, old_last):
             moved.append((*key, first, last))
     if moved:
