@@ -12,15 +12,16 @@ Also here: how every new connection is set up (SQLite's pragmas, binary arrays o
 PostgreSQL), the dialect's INSERT ... ON CONFLICT, and migrations per dialect.
 """
 
-import select
 import time
+from select import select as wait_for_sockets
 
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import event
+from sqlalchemy import ARRAY, Subquery, Table, bindparam, cast, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 
 class BinaryArray(list):
@@ -31,6 +32,30 @@ class BinaryArray(list):
     their time on. Cast the parameter to its array type in SQL: an all-NULL array names
     no element type.
     """
+
+
+def rows_from_arrays(names: list[str], rows: list[tuple], table: Table) -> Subquery:
+    """The rows (each the values of `table`'s columns `names`) as a PostgreSQL subquery
+    reading one array parameter per column.
+
+    A batch's thousands of rows then make one statement with a few parameters, parsed and
+    planned once; executemany or a multi-row VALUES would cost a round of work per row.
+    The arrays go in binary (BinaryArray). The values must already be what the columns
+    hold (aware UTC datetimes, say): no SQLAlchemy type processes them.
+    """
+    columns = zip(*rows, strict=True)
+    return select(
+        *(
+            # The cast names the type even when every value is NULL (no element tells it).
+            func.unnest(
+                cast(
+                    bindparam(f"{name}_values", BinaryArray(values), type_=NullType()),
+                    ARRAY(table.c[name].type),
+                )
+            ).label(name)
+            for name, values in zip(names, columns, strict=True)
+        )
+    ).subquery()
 
 
 @event.listens_for(Engine, "connect")
@@ -89,7 +114,7 @@ def _wait(fd: int, deadline: float, *, writing: bool) -> bool:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return False
-    readable, writable, _ = select.select(
+    readable, writable, _ = wait_for_sockets(
         [] if writing else [fd], [fd] if writing else [], [], remaining
     )
     return bool(writable if writing else readable)

@@ -7,10 +7,14 @@ runs it.
 
 import contextlib
 import logging
+import random
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections import Counter
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,8 +27,10 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models import Click, ClickSpoolPosition, Link
 from app.services.click_shipping import ship_pending
-from app.services.click_spool import spool_directory, spool_files
+from app.services.click_spool import ClickSpool, spool_directory, spool_files
+from app.services.clicks import VisitDetails, click_record
 from tests.click_factories import make_link
+from tests.conftest import run_at_once
 from tests.link_helpers import shipped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,3 +252,56 @@ def test_clicks_of_a_link_whose_org_was_deleted_meanwhile_are_dropped_not_retrie
     assert spool_files(spool_directory(app)) == []
     with app.app_context():
         assert db.session.execute(db.select(func.count(Click.id))).scalar_one() == 0
+
+
+def spool_clicks(app, link_ids: list[int], org_id_of: dict[int, int]) -> None:
+    """Append one anonymous click per entry of `link_ids` to a spool file of `app`'s."""
+    spool = ClickSpool(spool_directory(app), max_file_bytes=1 << 20)
+    details = VisitDetails(
+        browser="Chrome",
+        os="Windows",
+        device_type="desktop",
+        is_bot=False,
+        referrer_host=None,
+        country=None,
+        visitor_hash=None,
+    )
+    for link_id in link_ids:
+        spool.append(
+            click_record(
+                link_id=link_id,
+                org_id=org_id_of[link_id],
+                clicked_at=datetime.now(UTC),
+                details=details,
+                user_id=None,
+            )
+        )
+    spool.close()
+
+
+def ship_everything(app) -> None:
+    with app.app_context():
+        while ship_pending(batch_size=50):
+            pass
+
+
+def test_two_shippers_at_once_count_every_click_on_the_links_they_share(
+    app, make_app, postgres_only, tmp_path
+):
+    with app.app_context():
+        links = [make_link(f"shared{n}") for n in range(20)]
+        org_id_of = {link.id: link.org_id for link in links}
+    other = make_app(CLICK_SPOOL_DIR=str(tmp_path / "other-dyno"))
+    rng = random.Random(11)
+    # Each dyno's batches touch the same links in their own order, round after round.
+    mine = [rng.choice(list(org_id_of)) for _ in range(600)]
+    theirs = [rng.choice(list(org_id_of)) for _ in range(600)]
+    spool_clicks(app, mine, org_id_of)
+    spool_clicks(other, theirs, org_id_of)
+
+    run_at_once(partial(ship_everything, app), partial(ship_everything, other))
+
+    expected = Counter(mine + theirs)
+    with app.app_context():
+        counters = dict(db.session.execute(db.select(Link.id, Link.click_count)).all())
+    assert counters == {link_id: expected[link_id] for link_id in org_id_of}

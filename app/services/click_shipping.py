@@ -4,11 +4,11 @@ One shipper runs per machine (dyno) beside the web workers: gunicorn starts it
 (gunicorn.conf.py), `make run` starts it (bin/run-local), and the browser tests' live
 server runs it in a thread. Each round takes up to CLICK_BATCH_SIZE clicks from the spool
 files and, in one transaction, inserts them (COPY on PostgreSQL, a multi-row INSERT on
-SQLite), adds them to each link's counters with one UPDATE per link, adds them to the
-hourly and daily rollups, and records how far each file is now stored. Because that
-position commits with the clicks, a batch that fails is simply read again and a crash at
-any point neither loses nor repeats a click. A file is deleted once its writer has closed
-it and all of it is stored.
+SQLite), adds them to each link's counters (one UPDATE for the batch on PostgreSQL), adds
+them to the hourly and daily rollups, and records how far each file is now stored.
+Because that position commits with the clicks, a batch that fails is simply read again
+and a crash at any point neither loses nor repeats a click. A file is deleted once its
+writer has closed it and all of it is stored.
 
 A spool line holds what the click row will (see `app.services.clicks.click_record`): the
 visitor hash, never the IP address or the full referrer. The shipper adds whether a
@@ -31,7 +31,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 
-from app.database import insert_on_conflict
+from app.database import insert_on_conflict, rows_from_arrays
 from app.extensions import db
 from app.models import Click, ClickSpoolPosition, Link, Membership
 from app.services import rollups
@@ -266,24 +266,50 @@ def _insert_clicks(rows: list[dict]) -> None:
 
 
 def _count(clicks: Counter, people: Counter) -> None:
-    """Add each link's new clicks to its counters: one UPDATE per link, in id order so two
-    shippers (two dynos) never wait on each other in a circle."""
+    """Add each link's new clicks to its counters, taking the links' row locks in id order
+    so two shippers (two dynos) never wait on each other in a circle."""
     if not clicks:
         return
     links = Link.__table__
+    link_ids = sorted(clicks)
+    # Named, so a click does not read as an edit of the link.
+    untouched = {"updated_at": links.c.updated_at}
+    if db.session.get_bind().dialect.name != "postgresql":
+        # One writer at a time on SQLite: one UPDATE per link, in id order.
+        db.session.execute(
+            update(links)
+            .where(links.c.id == bindparam("link"))
+            .values(
+                click_count=links.c.click_count + bindparam("clicks"),
+                human_click_count=links.c.human_click_count + bindparam("people"),
+                **untouched,
+            ),
+            [{"link": id_, "clicks": clicks[id_], "people": people[id_]} for id_ in link_ids],
+        )
+        return
+    # One statement for the whole batch (an UPDATE per link cost 70-100 us per click when
+    # clicks spread over many links): lock the rows in id order, then add from arrays.
+    # FOR NO KEY UPDATE, as an UPDATE of these columns locks: it does not wait for the
+    # KEY SHARE locks that foreign key checks of clicks and rollups take on their links.
+    db.session.execute(
+        select(links.c.id)
+        .where(links.c.id.in_(link_ids))
+        .order_by(links.c.id)
+        .with_for_update(key_share=True)
+    )
+    added = rows_from_arrays(
+        ["id", "click_count", "human_click_count"],
+        [(id_, clicks[id_], people[id_]) for id_ in link_ids],
+        links,
+    )
     db.session.execute(
         update(links)
-        .where(links.c.id == bindparam("link"))
+        .where(links.c.id == added.c.id)
         .values(
-            click_count=links.c.click_count + bindparam("clicks"),
-            human_click_count=links.c.human_click_count + bindparam("people"),
-            # Named, so a click does not read as an edit of the link.
-            updated_at=links.c.updated_at,
-        ),
-        [
-            {"link": link_id, "clicks": clicks[link_id], "people": people[link_id]}
-            for link_id in sorted(clicks)
-        ],
+            click_count=links.c.click_count + added.c.click_count,
+            human_click_count=links.c.human_click_count + added.c.human_click_count,
+            **untouched,
+        )
     )
 
 

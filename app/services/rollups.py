@@ -34,11 +34,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from sqlalchemy import ARRAY, Subquery, Table, bindparam, cast, func, select, tuple_, update
+from sqlalchemy import Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.types import NullType
 
-from app.database import BinaryArray, insert_on_conflict
+from app.database import insert_on_conflict, rows_from_arrays
 from app.extensions import db
 from app.models import ClickRollup, DailyVisitor
 
@@ -173,7 +172,7 @@ def _locked_hours(keys: list[VisitorKey]) -> list[tuple[VisitorKey, datetime, da
     key_columns = list(table.primary_key.columns)
     if _on_postgresql():
         key_names = [column.name for column in key_columns]
-        wanted = [select(_from_arrays(key_names, keys, table))]
+        wanted = [select(rows_from_arrays(key_names, keys, table))]
     else:
         wanted = [
             keys[offset : offset + _VISITOR_KEYS_PER_QUERY]
@@ -204,7 +203,7 @@ def _move_hours(rows: list[tuple]) -> None:
         )
         return
     table = DailyVisitor.__table__
-    moved = _from_arrays(_VISITOR_COLUMNS, rows, table)
+    moved = rows_from_arrays(_VISITOR_COLUMNS, rows, table)
     db.session.execute(
         update(table)
         .where(*(column == moved.c[column.name] for column in table.primary_key.columns))
@@ -240,35 +239,10 @@ def _insert_in_key_order(table: Table, names: list[str], rows: list[tuple], on_c
             on_conflict(insert_on_conflict(db.session, table)),
             [dict(zip(names, row, strict=True)) for row in rows],
         )
-    source = _from_arrays(names, rows, table)
+    source = rows_from_arrays(names, rows, table)
     ordered = select(source).order_by(*(source.c[column.name] for column in table.primary_key))
     insert = postgresql.insert(table).from_select(names, ordered)
     return db.session.execute(on_conflict(insert))
-
-
-def _from_arrays(names: list[str], rows: list[tuple], table: Table) -> Subquery:
-    """The rows (each the values of `table`'s columns `names`) as a PostgreSQL subquery
-    reading one array parameter per column.
-
-    A batch's thousands of rows then make one statement with a few parameters, parsed and
-    planned once; executemany or a multi-row VALUES would cost a round of work per row.
-    The arrays go in binary: in text, psycopg quotes each element in Python, which cost
-    more than everything else the shipper does. The values are already what the columns
-    hold (aware UTC datetimes), so no SQLAlchemy type processes them.
-    """
-    columns = zip(*rows, strict=True)
-    return select(
-        *(
-            # The cast names the type even when every value is NULL (no element tells it).
-            func.unnest(
-                cast(
-                    bindparam(f"{name}_values", BinaryArray(values), type_=NullType()),
-                    ARRAY(table.c[name].type),
-                )
-            ).label(name)
-            for name, values in zip(names, columns, strict=True)
-        )
-    ).subquery()
 
 
 def _on_postgresql() -> bool:
