@@ -34,10 +34,10 @@ _INSERT_ROLLUPS = (
 
 def upgrade():
     _no_statement_timeout()
-    op.execute("DELETE FROM click_rollups WHERE period = 'all' AND dimension <> 'total'")
+    # One pass over the table, however large.
     op.execute(
-        "DELETE FROM click_rollups"
-        " WHERE period = 'hour' AND dimension IN ('first_visit', 'last_visit')"
+        "DELETE FROM click_rollups WHERE (period = 'all' AND dimension <> 'total')"
+        " OR (period = 'hour' AND dimension IN ('first_visit', 'last_visit'))"
     )
 
 
