@@ -342,18 +342,17 @@ class ClickSpoolPosition(db.Model):
 
 
 class ClickRollup(db.Model):
-    """A link's clicks added up per UTC hour and per UTC day, so statistics never read the
-    raw clicks (app/services/rollups.py).
+    """A link's clicks added up per UTC hour, per UTC day and over all time, so statistics
+    never read the raw clicks (app/services/rollups.py).
 
-    `period` is "hour" or "day", and "all" for all-time totals; `bucket_start` is the
-    start of the UTC hour or day, and 1970-01-01 for "all". `dimension` says what `value`
-    is:
+    `period` is "hour", "day" or "all"; `bucket_start` is the start of the UTC hour or day,
+    and 1970-01-01 for "all". `dimension` says what `value` is:
 
-    - "total" (value ""; hour, day and all): every click, bots and the team's own
-      included, split by `is_bot` and `is_internal`.
-    - "referrer", "browser", "os", "device", "country" (hour and day): clicks by people
-      (never bots, so `is_bot` is false) per value of that field, "" when it was unknown.
-    - "visitors" (day): unique visitors of the UTC day, with `value` the scope: "all"
+    - "total" (value ""): every click, bots and the team's own included, split by `is_bot`
+      and `is_internal`.
+    - "referrer", "browser", "os", "device", "country": clicks by people (never bots, so
+      `is_bot` is false) per value of that field, "" when it was unknown.
+    - "visitors" (day only): unique visitors of the UTC day, with `value` the scope: "all"
       people, or "external" ones outside the link's org.
 
     The key leads with (link_id, period, dimension, bucket_start), so each figure of a

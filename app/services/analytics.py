@@ -17,14 +17,15 @@ raw clicks gives. The 24-hour range spans two UTC days; it counts yesterday's vi
 whose last click that day fell inside the window and today's whose first click did, so
 it is exact too. (It counts their DailyVisitor rows: two days of one link's visitors.)
 
-Ranges of days read the daily rows; "all" adds up every day before the range ends, so a
-year of a link's history is a few hundred rows per figure.
+"All time" reads the all-time rows, less any of days after the range (a clock running
+ahead), so a link with years of history costs a few rows per figure; its visitors are the
+sum of its days' visitor counts, a few hundred rows a year.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, not_, select
+from sqlalchemy import func, not_, select, union_all
 
 from app.extensions import db
 from app.models import ClickRollup, DailyVisitor
@@ -81,11 +82,13 @@ def parse_range(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class _Slice:
-    """The rollup rows of one period whose buckets start in [since, until)."""
+    """The rollup rows of one period whose buckets start in [since, until), added up
+    (sign 1) or taken away (sign -1)."""
 
     period: str
     since: datetime | None = None
     until: datetime | None = None
+    sign: int = 1
 
 
 def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: datetime) -> LinkStats:
@@ -97,10 +100,11 @@ def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: dat
     step = timedelta(hours=1) if hourly else timedelta(days=1)
     starts = _bucket_starts(chart_start, now, step)
     end = starts[-1] + step
-    chart = _Slice("hour" if hourly else "day", chart_start, end)
-    # "all" counts every click in its totals and lists, even those before the chart starts
-    # (but none of days after the range: a clock running ahead).
-    in_range = _Slice("day", until=end) if range_key == "all" else chart
+    chart = [_Slice("hour" if hourly else "day", chart_start, end)]
+    # "all" counts every click in its totals and lists, even those before the chart starts:
+    # the all-time rows, less any of days after the range (a clock running ahead).
+    in_range = [_Slice("all"), _Slice("day", since=end, sign=-1)] if range_key == "all" else chart
+    days_in_range = [_Slice("day", until=end)] if range_key == "all" else chart
 
     totals = _totals(link_id, in_range)
     human = sum(
@@ -112,7 +116,7 @@ def link_stats(link_id: int, range_key: str, *, include_internal: bool, now: dat
     if hourly:
         visitors = _visitors_in_hours(link_id, chart_start, end, scope)
     else:
-        visitors = _sum(link_id, "visitors", in_range, scope)
+        visitors = _sum(link_id, "visitors", days_in_range, scope)
     tops = {
         dimension: _top(link_id, dimension, in_range, include_internal=include_internal)
         for dimension in DIMENSION_COLUMNS
@@ -187,13 +191,17 @@ def _visitors_in_hours(link_id: int, since: datetime, until: datetime, scope: st
     )
 
 
-def _rows(link_id: int, dimension: str, piece: _Slice, *columns, where=()):
-    """The link's rollup rows of `dimension` in the slice, as a subquery of `columns` and
-    their `clicks`: one range of the primary key (link, period, dimension, bucket start).
+def _rows(link_id: int, dimension: str, slices: list[_Slice], *columns, where=()):
+    """The link's rollup rows of `dimension` in the slices, as a subquery of `columns` and
+    their `clicks` (negated in slices taken away).
+
+    Each slice is one range of the primary key (link, period, dimension, bucket start).
     """
-    return (
-        select(*columns, ClickRollup.clicks)
-        .where(
+    selects = [
+        select(
+            *columns,
+            (ClickRollup.clicks if piece.sign > 0 else -ClickRollup.clicks).label("clicks"),
+        ).where(
             ClickRollup.link_id == link_id,
             ClickRollup.period == piece.period,
             ClickRollup.dimension == dimension,
@@ -201,13 +209,14 @@ def _rows(link_id: int, dimension: str, piece: _Slice, *columns, where=()):
             *([] if piece.until is None else [ClickRollup.bucket_start < piece.until]),
             *where,
         )
-        .subquery()
-    )
+        for piece in slices
+    ]
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
 
 
-def _totals(link_id: int, piece: _Slice) -> dict[tuple[bool, bool], int]:
-    """Every click in the slice, by (is_bot, is_internal)."""
-    rows = _rows(link_id, "total", piece, ClickRollup.is_bot, ClickRollup.is_internal)
+def _totals(link_id: int, slices: list[_Slice]) -> dict[tuple[bool, bool], int]:
+    """Every click in the slices, by (is_bot, is_internal)."""
+    rows = _rows(link_id, "total", slices, ClickRollup.is_bot, ClickRollup.is_internal)
     grouped = db.session.execute(
         select(rows.c.is_bot, rows.c.is_internal, func.sum(rows.c.clicks)).group_by(
             rows.c.is_bot, rows.c.is_internal
@@ -216,14 +225,14 @@ def _totals(link_id: int, piece: _Slice) -> dict[tuple[bool, bool], int]:
     return {(bool(is_bot), bool(is_internal)): int(n) for is_bot, is_internal, n in grouped}
 
 
-def _sum(link_id: int, dimension: str, piece: _Slice, value: str) -> int:
-    """The clicks (or visitors) of one dimension's value in the slice."""
-    rows = _rows(link_id, dimension, piece, where=[ClickRollup.value == value])
+def _sum(link_id: int, dimension: str, slices: list[_Slice], value: str) -> int:
+    """The clicks (or visitors) of one dimension's value in the slices."""
+    rows = _rows(link_id, dimension, slices, where=[ClickRollup.value == value])
     return int(db.session.execute(select(func.sum(rows.c.clicks))).scalar_one() or 0)
 
 
 def _series(
-    link_id: int, chart: _Slice, starts: list[datetime], *, include_internal: bool
+    link_id: int, chart: list[_Slice], starts: list[datetime], *, include_internal: bool
 ) -> list[Bucket]:
     """People's clicks per bucket of the chart, zero for buckets without any."""
     people = [not_(ClickRollup.is_bot)]
@@ -238,10 +247,12 @@ def _series(
     return [Bucket(start=start, count=int(counts.get(start, 0))) for start in starts]
 
 
-def _top(link_id: int, dimension: str, piece: _Slice, *, include_internal: bool) -> list[TopEntry]:
+def _top(
+    link_id: int, dimension: str, slices: list[_Slice], *, include_internal: bool
+) -> list[TopEntry]:
     """The TOP_LIMIT most frequent values of a dimension among people's clicks."""
     where = [] if include_internal else [not_(ClickRollup.is_internal)]
-    rows = _rows(link_id, dimension, piece, ClickRollup.value, where=where)
+    rows = _rows(link_id, dimension, slices, ClickRollup.value, where=where)
     count = func.sum(rows.c.clicks)
     label = rows.c.value
     if db.session.get_bind().dialect.name == "postgresql":
@@ -250,6 +261,8 @@ def _top(link_id: int, dimension: str, piece: _Slice, *, include_internal: bool)
     found = db.session.execute(
         select(rows.c.value, count)
         .group_by(rows.c.value)
+        # "All time" less later days can leave a value with nothing in the range.
+        .having(count > 0)
         # Ties broken by label, unknown ("") last, so the list is the same on both databases.
         .order_by(count.desc(), rows.c.value == "", label)
         .limit(TOP_LIMIT)

@@ -1,12 +1,13 @@
-"""Click rollups: per-link counts per UTC hour and per UTC day, and all-time totals, which
-the statistics read instead of the raw clicks (see ClickRollup and DailyVisitor in
+"""Click rollups: per-link counts per UTC hour, per UTC day and over all time, which the
+statistics read instead of the raw clicks (see ClickRollup and DailyVisitor in
 app/models.py).
 
 The click shipper calls `add_clicks` with each batch, in the batch's transaction, so the
-rollups always hold exactly the stored clicks. What a batch adds, per hour and per day:
+rollups always hold exactly the stored clicks. What a batch adds, per hour, per day and
+over all time:
 
 - "total" rows count every click, bots and the team's own included, by `is_bot` and
-  `is_internal` (and per link over all time too, for the links CSV).
+  `is_internal`.
 - One row per dimension ("referrer", "browser", "os", "device", "country") and value
   counts people's clicks: bot clicks are left out, because the top lists show people only.
   An unknown value is stored as "".
@@ -19,10 +20,10 @@ rollups always hold exactly the stored clicks. What a batch adds, per hour and p
   visitor row behind it, so the counts stay exact however clicks are batched and in
   whatever order batches arrive.
 
-Anything wider is a sum of these rows at read time (app/services/analytics.py): all-time
-top lists and visitors are sums of the days. Every row written costs the shipper and the
-database alike, and a click on a link not yet clicked in its hour writes one row per
-figure, so only what a read could not add up quickly is stored.
+Every row written costs the shipper and the database alike, and a click on a link not yet
+clicked in its hour writes one row per figure, so only what a read could not add up
+quickly is stored (app/services/analytics.py): unique visitors over several days are sums
+of the days' counts, and the 24-hour range counts its visitors' rows.
 
 Two shippers (one per dyno) may add clicks at the same time on PostgreSQL. A visitor row
 is created by INSERT ... ON CONFLICT DO NOTHING, so exactly one of them counts it as new;
@@ -88,7 +89,7 @@ def _hour_start(at: datetime) -> datetime:
 def _click_counts(clicks: Iterable[Mapping]) -> Counter:
     """Each "total" and dimension row's added clicks, keyed like ClickRollup's primary key."""
     # Clicks alike in link, hour and every counted field collapse first: each one stands
-    # for 13 rollup rows, and a batch holds many alike.
+    # for 18 rollup rows, and a batch holds many alike.
     alike = Counter(
         (
             click["link_id"],
@@ -101,8 +102,7 @@ def _click_counts(clicks: Iterable[Mapping]) -> Counter:
     )
     counts = Counter()
     for (link_id, hour, is_bot, is_internal, *values), n in alike.items():
-        counts[(link_id, "all", "total", ALL_TIME, "", is_bot, is_internal)] += n
-        for period, start in (("hour", hour), ("day", hour.replace(hour=0))):
+        for period, start in (("hour", hour), ("day", hour.replace(hour=0)), ("all", ALL_TIME)):
             counts[(link_id, period, "total", start, "", is_bot, is_internal)] += n
             if not is_bot:
                 for dimension, value in zip(DIMENSION_COLUMNS, values, strict=True):

@@ -2,10 +2,9 @@
 
 Every rollup row costs the click shipper and the database, and a click on a link not yet
 clicked in its hour wrote 26 of them. Statistics now add up what they can at read time:
-all-time top lists and unique visitors are sums of the daily rows, and the 24-hour range
-counts its visitors from daily_visitors. So the all-time rows of every dimension but
-"total", the all-time visitor counts and the hourly first- and last-visit counts go.
-Downgrading rebuilds them from the rows that stay.
+unique visitors over several days are sums of the daily counts, and the 24-hour range
+counts its visitors from daily_visitors. So the all-time visitor counts and the hourly
+first- and last-visit counts go. Downgrading rebuilds them from the rows that stay.
 
 Revision ID: 7c2d3e4f5a6b
 Revises: 6a1b2c3d4e5f
@@ -36,7 +35,7 @@ def upgrade():
     _no_statement_timeout()
     # One pass over the table, however large.
     op.execute(
-        "DELETE FROM click_rollups WHERE (period = 'all' AND dimension <> 'total')"
+        "DELETE FROM click_rollups WHERE (period = 'all' AND dimension = 'visitors')"
         " OR (period = 'hour' AND dimension IN ('first_visit', 'last_visit'))"
     )
 
@@ -44,12 +43,12 @@ def upgrade():
 def downgrade():
     _no_statement_timeout()
     all_time = _ALL_TIME[op.get_bind().dialect.name]
-    # Every dimension's all-time row, and the all-time visitors, summed over the days.
+    # The all-time visitors, summed over the days.
     op.execute(
         _INSERT_ROLLUPS
-        + f"SELECT link_id, 'all', dimension, {all_time}, value, is_bot, is_internal,"
-        " sum(clicks) FROM click_rollups WHERE period = 'day' AND dimension <> 'total'"
-        " GROUP BY link_id, dimension, value, is_bot, is_internal"
+        + f"SELECT link_id, 'all', 'visitors', {all_time}, value, false, false,"
+        " sum(clicks) FROM click_rollups WHERE period = 'day' AND dimension = 'visitors'"
+        " GROUP BY link_id, value"
     )
     # How many of each day's visitors came first, or last, in each hour.
     for dimension, column in (("first_visit", "first_hour"), ("last_visit", "last_hour")):
