@@ -6,7 +6,7 @@ production. Then, through gunicorn started as the Procfile says and with a signe
 session cookie, it times one request after another:
 
   the dashboard's first page, a search matching one link and one matching many, the link
-  page of the big link, its stats fragment for 30 days and for all time (p50, p95, max);
+  page of the big link, its stats fragment for every range (p50, p95, max);
   the big link's clicks CSV: total time, rows received, and the worker's RSS growth.
 
 Last, the redirect rate at this size against the same at 100k links, each as a ratio to
@@ -336,6 +336,8 @@ class ReadsBench:
                 (f"search ?q={few_query} (one link)", f"/orgs/{org}/links?q={few_query}", None),
                 ("search ?q=newsletter (1 in 11)", f"/orgs/{org}/links?q=newsletter", None),
                 (f"big link's page ({expected_rows:,} clicks)", link, None),
+                ("its stats, 24 hours", f"{link}/stats?range=24h", fragment),
+                ("its stats, 7 days", f"{link}/stats?range=7d", fragment),
                 ("its stats, 30 days", f"{link}/stats?range=30d", fragment),
                 ("its stats, all time", f"{link}/stats?range=all", fragment),
             )
