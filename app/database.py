@@ -9,7 +9,8 @@ non-blocking calls and gives up after a deadline; the pool then drops every conn
 opens a new one, which `connect_timeout` bounds, and the request answers 503.
 
 Also here: how every new connection is set up (SQLite's pragmas, binary arrays on
-PostgreSQL), the dialect's INSERT ... ON CONFLICT, and migrations per dialect.
+PostgreSQL), batches of rows sent as arrays, the dialect's INSERT ... ON CONFLICT, and
+migrations per dialect.
 """
 
 import time
@@ -146,8 +147,12 @@ def exists_on(dialect_name: str):
     return include
 
 
+def on_postgresql(session: Session) -> bool:
+    """Tell whether the session's database is PostgreSQL (else it is SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def insert_on_conflict(session: Session, table):
     """An INSERT into `table` that can take an ON CONFLICT clause, for the session's
     database (PostgreSQL, else SQLite)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    return (postgresql if on_postgresql(session) else sqlite).insert(table)

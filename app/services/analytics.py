@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, not_, select, union_all
 
+from app.database import on_postgresql
 from app.extensions import db
 from app.models import ClickRollup, DailyVisitor
 from app.services.rollups import DIMENSION_COLUMNS
@@ -255,7 +256,7 @@ def _top(
     rows = _rows(link_id, dimension, slices, ClickRollup.value, where=where)
     count = func.sum(rows.c.clicks)
     label = rows.c.value
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(db.session):
         # Byte order, as SQLite compares, whatever the database's collation.
         label = label.collate("C")
     found = db.session.execute(

@@ -5,6 +5,7 @@ import unicodedata
 
 from sqlalchemy.exc import IntegrityError
 
+from app.database import on_postgresql
 from app.extensions import db
 from app.models import Membership, Org, User
 from app.services.errors import Forbidden, InvalidInput, NotFound
@@ -138,7 +139,7 @@ def lock_org(org_id: int) -> Org:
     UPDATE as the first write takes SQLite's database write lock (RESERVED) here instead,
     which other writers wait for (busy_timeout) and then read what this one committed.
     """
-    if db.session.get_bind().dialect.name == "sqlite":
+    if not on_postgresql(db.session):
         db.session.execute(
             db.update(Org)
             .where(Org.id == org_id)

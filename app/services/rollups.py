@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 
-from app.database import insert_on_conflict, rows_from_arrays
+from app.database import insert_on_conflict, on_postgresql, rows_from_arrays
 from app.extensions import db
 from app.models import ClickRollup, DailyVisitor
 
@@ -170,7 +170,7 @@ def _locked_hours(keys: list[VisitorKey]) -> list[tuple[VisitorKey, datetime, da
         return []
     table = DailyVisitor.__table__
     key_columns = list(table.primary_key.columns)
-    if _on_postgresql():
+    if on_postgresql(db.session):
         key_names = [column.name for column in key_columns]
         wanted = [select(rows_from_arrays(key_names, keys, table))]
     else:
@@ -196,7 +196,7 @@ def _locked_hours(keys: list[VisitorKey]) -> list[tuple[VisitorKey, datetime, da
 def _move_hours(rows: list[tuple]) -> None:
     """Store new first and last hours of visitor rows this transaction has locked (each
     row the values of _VISITOR_COLUMNS)."""
-    if not _on_postgresql():
+    if not on_postgresql(db.session):
         # Primary keys in the rows make this the ORM's bulk UPDATE by primary key.
         db.session.execute(
             update(DailyVisitor), [dict(zip(_VISITOR_COLUMNS, row, strict=True)) for row in rows]
@@ -234,7 +234,7 @@ def _insert_in_key_order(table: Table, names: list[str], rows: list[tuple], on_c
     On PostgreSQL the rows go in primary key order, so two shippers take their row locks
     in the same order and never wait on each other in a circle. (SQLite has one writer.)
     """
-    if not _on_postgresql():
+    if not on_postgresql(db.session):
         return db.session.execute(
             on_conflict(insert_on_conflict(db.session, table)),
             [dict(zip(names, row, strict=True)) for row in rows],
@@ -243,8 +243,3 @@ def _insert_in_key_order(table: Table, names: list[str], rows: list[tuple], on_c
     ordered = select(source).order_by(*(source.c[column.name] for column in table.primary_key))
     insert = postgresql.insert(table).from_select(names, ordered)
     return db.session.execute(on_conflict(insert))
-
-
-def _on_postgresql() -> bool:
-    """Tell whether the session's database is PostgreSQL (else it is SQLite)."""
-    return db.session.get_bind().dialect.name == "postgresql"
