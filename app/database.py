@@ -17,7 +17,7 @@ import time
 from select import select as wait_for_sockets
 
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import ARRAY, Subquery, Table, bindparam, cast, event, func, select
+from sqlalchemy import ARRAY, ColumnElement, Subquery, Table, bindparam, cast, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InvalidatePoolError
@@ -57,6 +57,14 @@ def rows_from_arrays(names: list[str], rows: list[tuple], table: Table) -> Subqu
             for name, values in zip(names, columns, strict=True)
         )
     ).subquery()
+
+
+def any_array(values: list, element_type) -> ColumnElement:
+    """`= ANY(...)` of one binary array parameter (PostgreSQL): a column compared with
+    thousands of values without a parameter, and a round of work, per value."""
+    return func.any(
+        cast(bindparam("any_values", BinaryArray(values), type_=NullType()), ARRAY(element_type))
+    )
 
 
 @event.listens_for(Engine, "connect")

@@ -362,9 +362,9 @@ class ClickRollup(db.Model):
     __tablename__ = "click_rollups"
 
     # Declared in key order: the primary key is these seven columns, in this order.
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: its check would cost a query per row the click shipper writes. The
+    # rows go with their link's org (org_settings.delete_org).
+    link_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     period: Mapped[str] = mapped_column(String(4), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
     bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
@@ -384,9 +384,8 @@ class DailyVisitor(db.Model):
 
     __tablename__ = "daily_visitors"
 
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key, as in ClickRollup.
+    link_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     scope: Mapped[str] = mapped_column(String(8), primary_key=True)
     visitor_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

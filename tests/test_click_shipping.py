@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,10 +26,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from app.models import Click, ClickSpoolPosition, Link
+from app.models import Click, ClickRollup, ClickSpoolPosition, DailyVisitor, Link, Membership
 from app.services.click_shipping import ship_pending
 from app.services.click_spool import ClickSpool, spool_directory, spool_files
 from app.services.clicks import VisitDetails, click_record
+from app.services.org_settings import delete_org
 from tests.click_factories import make_link
 from tests.conftest import run_at_once
 from tests.link_helpers import shipped
@@ -266,13 +268,13 @@ def spool_clicks(app, link_ids: list[int], org_id_of: dict[int, int]) -> None:
         country=None,
         visitor_hash=None,
     )
-    for link_id in link_ids:
+    for n, link_id in enumerate(link_ids):
         spool.append(
             click_record(
                 link_id=link_id,
                 org_id=org_id_of[link_id],
                 clicked_at=datetime.now(UTC),
-                details=details,
+                details=replace(details, visitor_hash=f"{n % 40:064x}"),
                 user_id=None,
             )
         )
@@ -305,3 +307,37 @@ def test_two_shippers_at_once_count_every_click_on_the_links_they_share(
     with app.app_context():
         counters = dict(db.session.execute(db.select(Link.id, Link.click_count)).all())
     assert counters == {link_id: expected[link_id] for link_id in org_id_of}
+
+
+def delete_org_of(app, link_id: int) -> None:
+    """Delete the link's org as its owner would, on `app`'s own connection."""
+    with app.app_context():
+        org_id = db.session.get(Link, link_id).org_id
+        owner = db.session.execute(db.select(Membership).filter_by(org_id=org_id)).scalar_one()
+        delete_org(owner, owner.org.name)
+        db.session.commit()
+
+
+def test_an_org_deleted_while_its_clicks_ship_leaves_none_of_their_rows(
+    app, make_app, postgres_only
+):
+    with app.app_context():
+        first = make_link("doomed0")
+        links = [first] + [
+            Link(org_id=first.org_id, slug=f"doomed{n}", destination="https://example.com/")
+            for n in range(1, 10)
+        ]
+        db.session.add_all(links[1:])
+        db.session.commit()
+        org_id_of = {link.id: link.org_id for link in links}
+    rng = random.Random(5)
+    spool_clicks(app, [rng.choice(list(org_id_of)) for _ in range(1000)], org_id_of)
+    deleter = make_app()
+
+    run_at_once(partial(ship_everything, app), partial(delete_org_of, deleter, first.id))
+
+    with app.app_context():
+        assert db.session.execute(db.select(func.count(Link.id))).scalar_one() == 0
+        for model in (Click, ClickRollup, DailyVisitor):
+            assert db.session.execute(db.select(func.count()).select_from(model)).scalar_one() == 0
+    assert spool_files(spool_directory(app)) == []

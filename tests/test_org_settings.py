@@ -8,9 +8,10 @@ import re
 import pytest
 
 from app.extensions import db
-from app.models import AuditEvent, Membership
+from app.models import AuditEvent, ClickRollup, DailyVisitor, Membership
+from tests.click_factories import visit
 from tests.conftest import create_org_as
-from tests.link_helpers import create_link, post_link
+from tests.link_helpers import create_link, link_row, post_link
 from tests.org_helpers import HX, org_row, post_form, save_settings, snapshot
 
 
@@ -118,6 +119,24 @@ def test_deleting_an_org_keeps_its_link_slugs_retired(app, org_team, signed_in_c
     assert response.status_code == 409
     assert "retired" in response.get_data(as_text=True)
     assert app.test_client().get("/launch").status_code == 410
+
+
+def test_deleting_an_org_deletes_its_links_click_figures_and_no_one_elses(
+    app, org_team, signed_in_client
+):
+    create_link(org_team["owner"], "acme", "launch", "https://acme.example/launch")
+    other_org = create_org_as(signed_in_client("neighbour"), "Neighbour")
+    create_link(signed_in_client("neighbour"), other_org, "theirs", "https://n.example/")
+    for slug in ("launch", "theirs"):
+        visit(app, slug)
+    kept = link_row(app, "theirs").id
+
+    post_form(org_team["owner"], "/orgs/acme/delete", {"confirm_name": "Acme"})
+
+    with app.app_context():
+        for model in (ClickRollup, DailyVisitor):
+            link_ids = set(db.session.execute(db.select(model.link_id)).scalars())
+            assert link_ids == {kept}
 
 
 @pytest.mark.parametrize("typed", ["", "acme", "Acme Inc", "ACME"])

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Membership, Org, User, utcnow
-from app.services import audit
+from app.services import audit, rollups
 from app.services.errors import Forbidden, InvalidInput
 from app.services.link_cache import retire_org_slugs
 from app.services.members import email_domain
@@ -183,6 +183,7 @@ def delete_org(actor: Membership, confirmation: str | None) -> str:
     # Links go with the org (ON DELETE CASCADE), but their slugs stay retired: printed
     # copies of them must never lead to whoever registers the slug next.
     retire_org_slugs(db.session, org.id, now=utcnow())
+    rollups.delete_org_rollups(org.id)
     # Memberships and invitations go with it too (ON DELETE CASCADE in the database).
     db.session.delete(org)
     return name

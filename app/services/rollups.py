@@ -31,19 +31,20 @@ the other locks the row (SELECT ... FOR UPDATE) before reading its hours. Every 
 touches its rows in key order, so the two never wait on each other in a circle.
 
 On PostgreSQL the database adds the batch up itself (`_add_in_postgresql`); SQLite, with
-local amounts of clicks, takes the Python path.
+local amounts of clicks, takes the Python path. The rows carry their link id without a
+foreign key (see ClickRollup), so `delete_org_rollups` deletes them with their org.
 """
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Table, select, text, tuple_, update
+from sqlalchemy import Table, delete, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
 
 from app.database import insert_on_conflict, on_postgresql, rows_from_arrays
 from app.extensions import db
-from app.models import ClickRollup, DailyVisitor
+from app.models import ClickRollup, DailyVisitor, Link
 
 # The bucket_start of the "all" period's rows.
 ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,6 +84,19 @@ def add_clicks(clicks: Sequence[Mapping]) -> None:
     if visits:
         counts.update(_visitor_counts(visits))
     _add_to_rollups(counts)
+
+
+def delete_org_rollups(org_id: int) -> None:
+    """Delete the rollup and visitor rows of an org's links, with the org about to go.
+
+    The rows have no foreign key to cascade them (see ClickRollup). The links are locked
+    first, in id order as the click shipper locks them: that waits for a batch adding to
+    them to commit, and a later batch waits for the deletion, then finds the links gone.
+    """
+    links = select(Link.id).where(Link.org_id == org_id)
+    db.session.execute(links.order_by(Link.id).with_for_update())
+    for table in (ClickRollup.__table__, DailyVisitor.__table__):
+        db.session.execute(delete(table).where(table.c.link_id.in_(links)))
 
 
 def _hour_start(at: datetime) -> datetime:
