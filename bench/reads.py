@@ -9,8 +9,9 @@ session cookie, it times one request after another:
   page of the big link, its stats fragment for every range (p50, p95, max);
   the big link's clicks CSV: total time, rows received, and the worker's RSS growth.
 
-Last, the redirect rate at this size against the same at 100k links, each as a ratio to
-the minimal Flask app measured just before and after it.
+Last, the redirect rate at this size, with the default link cache and with each worker's
+cache sized to hold every link, against the same at 100k links, each as a ratio to the
+minimal Flask app measured just before and after it, and the workers' resident memory.
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench-reads
 """
@@ -384,28 +385,37 @@ class ReadsBench:
         print(ROW_HEADER)
         print(ROW_UNITS)
         flask_runs = [self._anchor()]
-        linkdeck_runs = []
+        linkdeck_runs, resident = [], {}
+        big = f"{args.links // 1000:,}k links"
+        # Last, each worker's cache sized to hold every link (docs/scaling.md).
+        whole_cache = {**self.env, "LINK_CACHE_SIZE": str(args.links)}
         for label, env, slug_file, database in (
             ("linkdeck 100k links", small_env, self.anchor_slugs, self.small),
-            (f"linkdeck {args.links // 1000:,}k links", self.env, self.big_slugs, self.big),
+            (f"linkdeck {big}", self.env, self.big_slugs, self.big),
+            (f"linkdeck {big}, cache all", whole_cache, self.big_slugs, self.big),
         ):
             server = self.servers.linkdeck(label, env).start()
             try:
                 warm_up(server, slug_file, self.options, args.warmup)
                 linkdeck_runs.append(self._measure(label, server, slug_file, database.name))
+                resident[label] = [resident_kib(pid) or 0 for pid in worker_pids(server)]
             finally:
                 server.stop()
             flask_runs.append(self._anchor())
         print()
-        small, big = (
+        small, *bigger = ratios = [
             _against_flask(run, flask_runs[n], flask_runs[n + 1])
             for n, run in enumerate(linkdeck_runs)
-        )
-        print(f"  {'':<26}{'rate x flask':>14}{'CPU/req x flask':>17}")
-        for run, (rate, cpu) in zip(linkdeck_runs, (small, big), strict=True):
-            print(f"  {run.label:<26}{rate:>14.3f}{cpu:>17.2f}")
-        label = f"{args.links // 1000:,}k over 100k"
-        print(f"  {label:<26}{big[0] / small[0]:>13.3f}x{big[1] / small[1]:>16.2f}x")
+        ]
+        print(f"  {'':<34}{'rate x flask':>14}{'CPU/req x flask':>17}")
+        for run, (rate, cpu) in zip(linkdeck_runs, ratios, strict=True):
+            print(f"  {run.label:<34}{rate:>14.3f}{cpu:>17.2f}")
+        for run, (rate, cpu) in zip(linkdeck_runs[1:], bigger, strict=True):
+            label = run.label.removeprefix("linkdeck ") + " over 100k"
+            print(f"  {label:<34}{rate / small[0]:>13.3f}x{cpu / small[1]:>16.2f}x")
+        for label, kib in resident.items():
+            sizes = ", ".join(f"{value / 1024:,.0f}" for value in kib)
+            print(f"  workers' RSS after the run, {label}: {sizes} MB")
         print("  (CPU per request is the steadier figure when the machine is shared)")
         print()
         print_machine_note([*flask_runs, *linkdeck_runs])
