@@ -9,7 +9,7 @@ IDP_PORT ?= 9400
 PYTEST_ARGS ?= -n auto
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench bench-reads
+.PHONY: help install run test lint format bench bench-reads bench-shipping
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: $(STAMP) ## Check style and common bugs with ruff
 
 bench: $(STAMP) ## Redirect vs minimal Flask: rate, p99, CPU ratios, SIGTERM click count (BENCH_DATABASE_URL: PG)
 	$(BIN)/python bench/redirects.py $(BENCH_ARGS)
+
+bench-shipping: $(STAMP) ## Storing spooled clicks: shipper and database CPU per click (BENCH_DATABASE_URL: PG)
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/shipping.py $(BENCH_ARGS)
 
 bench-reads: $(STAMP) ## Seed 1M links / 10M clicks (BENCH_DATABASE_URL, PostgreSQL); time the read paths
 	$(BIN)/python bench/reads.py $(BENCH_ARGS)
